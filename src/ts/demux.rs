@@ -1,0 +1,675 @@
+//! Demultiplexer for a whole transport stream: PSI tracking, PES framing,
+//! continuity checking and splice-point (NAL) scanning.
+//!
+//! [`Demux`] is sans-IO: feed it packets with [`Demux::push_packet`] (or a
+//! raw byte stream through [`StreamDemux`]) and it calls back a
+//! [`DemuxHandler`] for everything it finds. Every packet handed in gets a
+//! sequence number, its *index*, so that a consumer that stores packets (the
+//! ring buffer, the probe) can refer to them.
+//!
+//! Access units are reported when their kind is known: for H.264/HEVC that
+//! is at the first VCL NAL unit, which may be a few packets after the PES
+//! start; the report carries the index of the packet where the PES started,
+//! which is where a decoder must begin.
+
+use bytes::Bytes;
+
+use super::continuity::{CcTracker, Continuity};
+use super::nal::{AccessUnitInfo, NalScanner, PictureKind, VideoCodec};
+use super::packet::{PACKET_SIZE, PacketError, TsPacket};
+use super::pes::{MAX_HEADER, PesError, PesHeader};
+use super::psi::{Codec, Pat, Pmt, PsiError, SectionAssembler, TABLE_PAT, TABLE_PMT, crc32};
+use super::resync::{Origin, Resync, ResyncStats};
+use super::types::{Pcr, Pid, Timestamp};
+
+/// Something wrong in the stream; the demux counts it and carries on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DemuxError {
+    #[error(transparent)]
+    Packet(#[from] PacketError),
+    #[error("PID {pid}: continuity counter {got} where {expected} was expected")]
+    Continuity { pid: Pid, expected: u8, got: u8 },
+    #[error(transparent)]
+    Psi(#[from] PsiError),
+    #[error(transparent)]
+    Pes(#[from] PesError),
+}
+
+/// A PES packet start on an elementary stream PID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PesStart {
+    pub pid: Pid,
+    pub codec: Codec,
+    /// Index of the packet with `payload_unit_start_indicator`.
+    pub index: u64,
+    pub header: PesHeader,
+}
+
+/// One video access unit, reported once its picture kind is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessUnit {
+    pub pid: Pid,
+    pub codec: Codec,
+    /// Index of the packet where the access unit's PES packet starts.
+    pub index: u64,
+    pub pts: Option<Timestamp>,
+    pub dts: Option<Timestamp>,
+    pub info: AccessUnitInfo,
+    /// The `random_access_indicator` of the starting packet.
+    pub random_access_indicator: bool,
+    /// A continuity error hit the PES packet before its kind was known.
+    pub damaged: bool,
+}
+
+impl AccessUnit {
+    pub fn is_idr(&self) -> bool {
+        self.info.picture == PictureKind::Idr
+    }
+}
+
+/// Receives what the demux finds. Every method has an empty default, so a
+/// handler implements only what it needs; calls are static, so unused ones
+/// cost nothing.
+pub trait DemuxHandler {
+    /// Every well-formed packet, before any other callback for it.
+    fn on_packet(&mut self, _index: u64, _packet: &TsPacket<'_>) {}
+    /// A new or changed PAT (with its raw section).
+    fn on_pat(&mut self, _index: u64, _pat: &Pat, _section: &[u8]) {}
+    /// A new or changed PMT (with its PID and raw section).
+    fn on_pmt(&mut self, _index: u64, _pid: Pid, _pmt: &Pmt, _section: &[u8]) {}
+    /// A PES packet start on an elementary stream.
+    fn on_pes(&mut self, _pes: &PesStart) {}
+    /// A video access unit whose picture kind is now known.
+    fn on_access_unit(&mut self, _au: &AccessUnit) {}
+    fn on_pcr(&mut self, _index: u64, _pid: Pid, _pcr: Pcr) {}
+    fn on_error(&mut self, _index: u64, _error: &DemuxError) {}
+}
+
+/// A handler that ignores everything.
+impl DemuxHandler for () {}
+
+/// Counters kept by the demux.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DemuxStats {
+    pub packets: u64,
+    pub malformed_packets: u64,
+    pub transport_errors: u64,
+    pub scrambled_packets: u64,
+    pub cc_errors: u64,
+    pub psi_errors: u64,
+    pub pes_errors: u64,
+    /// PAT/PMT version (or content) changes after the first.
+    pub psi_changes: u64,
+}
+
+/// What the demux knows about one PID.
+#[derive(Debug)]
+enum PidRole {
+    Pat(SectionAssembler),
+    Pmt(SectionAssembler),
+    Es(EsState),
+}
+
+#[derive(Debug)]
+struct EsState {
+    codec: Codec,
+    /// PES header bytes collected when the header spans packets.
+    header: Vec<u8>,
+    collecting_header: bool,
+    current: Option<PendingAu>,
+    scanner: Option<NalScanner>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PendingAu {
+    index: u64,
+    pts: Option<Timestamp>,
+    dts: Option<Timestamp>,
+    random_access_indicator: bool,
+    damaged: bool,
+}
+
+/// Per-PID counters, kept for every PID.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PidCounters {
+    pub packets: u64,
+    pub cc_errors: u64,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct Demux {
+    next_index: u64,
+    /// Index into `roles` + 1 per PID; 0 = not tracked.
+    slots: Box<[u16; Pid::COUNT]>,
+    roles: Vec<(Pid, PidRole)>,
+    counters: Box<[PidCounters; Pid::COUNT]>,
+    cc: CcTracker,
+    stats: DemuxStats,
+    /// CRC of the last PAT, and of the last PMT per PMT PID, to notice changes.
+    pat_crc: Option<u32>,
+    pmt_crcs: Vec<(Pid, u32)>,
+    pat: Option<Pat>,
+    pmts: Vec<(Pid, Pmt)>,
+}
+
+impl Default for Demux {
+    fn default() -> Demux {
+        let mut demux = Demux {
+            next_index: 0,
+            slots: Box::new([0; Pid::COUNT]),
+            roles: Vec::new(),
+            counters: Box::new([PidCounters::default(); Pid::COUNT]),
+            cc: CcTracker::new(),
+            stats: DemuxStats::default(),
+            pat_crc: None,
+            pmt_crcs: Vec::new(),
+            pat: None,
+            pmts: Vec::new(),
+        };
+        demux.track(Pid::PAT, PidRole::Pat(SectionAssembler::new(Pid::PAT)));
+        demux
+    }
+}
+
+impl Demux {
+    pub fn new() -> Demux {
+        Demux::default()
+    }
+
+    pub fn stats(&self) -> DemuxStats {
+        self.stats
+    }
+
+    /// Index the next pushed packet will get.
+    pub fn next_index(&self) -> u64 {
+        self.next_index
+    }
+
+    /// Counters for one PID.
+    pub fn pid_counters(&self, pid: Pid) -> PidCounters {
+        self.counters.get(pid.index()).copied().unwrap_or_default()
+    }
+
+    /// PIDs that carried at least one packet, with their counters.
+    pub fn pids(&self) -> impl Iterator<Item = (Pid, PidCounters)> + '_ {
+        self.counters
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.packets > 0)
+            .map(|(pid, c)| (Pid::new(pid as u16), *c))
+    }
+
+    /// The current PAT, once one has been received.
+    pub fn pat(&self) -> Option<&Pat> {
+        self.pat.as_ref()
+    }
+
+    /// The current PMTs, by PMT PID, in the order they were first seen.
+    pub fn pmts(&self) -> impl Iterator<Item = (Pid, &Pmt)> {
+        self.pmts.iter().map(|(pid, pmt)| (*pid, pmt))
+    }
+
+    fn track(&mut self, pid: Pid, role: PidRole) {
+        match self.slots.get(pid.index()).copied() {
+            Some(slot) if slot > 0 => {
+                if let Some(entry) = self.roles.get_mut(usize::from(slot) - 1) {
+                    entry.1 = role;
+                }
+            }
+            _ => {
+                self.roles.push((pid, role));
+                let slot = u16::try_from(self.roles.len()).unwrap_or(0);
+                if let Some(s) = self.slots.get_mut(pid.index()) {
+                    *s = slot;
+                }
+            }
+        }
+    }
+
+    fn role_mut(&mut self, pid: Pid) -> Option<&mut PidRole> {
+        let slot = usize::from(*self.slots.get(pid.index())?);
+        self.roles.get_mut(slot.checked_sub(1)?).map(|(_, r)| r)
+    }
+
+    /// Feeds one 188-byte packet.
+    pub fn push_packet<H: DemuxHandler>(&mut self, bytes: &[u8; PACKET_SIZE], handler: &mut H) {
+        let index = self.next_index;
+        self.next_index += 1;
+        self.stats.packets += 1;
+        let packet = match TsPacket::from_array(bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                self.stats.malformed_packets += 1;
+                handler.on_error(index, &DemuxError::Packet(e));
+                return;
+            }
+        };
+        let pid = packet.pid();
+        if let Some(c) = self.counters.get_mut(pid.index()) {
+            c.packets += 1;
+        }
+        if packet.transport_error() {
+            // §2.4.3.2: at least one uncorrectable bit error; nothing in
+            // the packet, not even its PID, can be trusted.
+            self.stats.transport_errors += 1;
+            return;
+        }
+        handler.on_packet(index, &packet);
+        if pid == Pid::NULL {
+            return;
+        }
+        let continuity = self.cc.check(&packet);
+        if let Continuity::Error { expected, got } = continuity {
+            self.stats.cc_errors += 1;
+            if let Some(c) = self.counters.get_mut(pid.index()) {
+                c.cc_errors += 1;
+            }
+            handler.on_error(
+                index,
+                &DemuxError::Continuity {
+                    pid,
+                    expected: expected.value(),
+                    got: got.value(),
+                },
+            );
+        }
+        if let Some(af) = packet.adaptation_field()
+            && let Some(pcr) = af.pcr()
+        {
+            handler.on_pcr(index, pid, pcr);
+        }
+        if continuity == Continuity::Duplicate {
+            return;
+        }
+        if packet.scrambling() != 0 {
+            self.stats.scrambled_packets += 1;
+            return;
+        }
+        if !packet.has_payload() {
+            return;
+        }
+        let lost = continuity.is_error();
+        let Some(role) = self.role_mut(pid) else {
+            return;
+        };
+        match role {
+            PidRole::Pat(asm) => {
+                let sections = collect_sections(asm, &packet, lost);
+                for s in sections {
+                    match s {
+                        Ok(section) => self.handle_pat(index, &section, handler),
+                        Err(e) => self.psi_error(index, e, handler),
+                    }
+                }
+            }
+            PidRole::Pmt(asm) => {
+                let sections = collect_sections(asm, &packet, lost);
+                for s in sections {
+                    match s {
+                        Ok(section) => self.handle_pmt(index, pid, &section, handler),
+                        Err(e) => self.psi_error(index, e, handler),
+                    }
+                }
+            }
+            PidRole::Es(es) => {
+                if let Err(e) = es.push(pid, index, &packet, lost, handler) {
+                    self.stats.pes_errors += 1;
+                    handler.on_error(index, &DemuxError::Pes(e));
+                }
+            }
+        }
+    }
+
+    /// Ends the stream: reports access units still waiting for their end.
+    pub fn finish<H: DemuxHandler>(&mut self, handler: &mut H) {
+        for (pid, role) in &mut self.roles {
+            if let PidRole::Es(es) = role {
+                es.end_pes(*pid, handler);
+            }
+        }
+    }
+
+    fn psi_error<H: DemuxHandler>(&mut self, index: u64, e: PsiError, handler: &mut H) {
+        // A section continued without its start is normal when joining a
+        // stream mid-section; don't count it as an error.
+        if !matches!(e, PsiError::Orphan { .. }) {
+            self.stats.psi_errors += 1;
+            handler.on_error(index, &DemuxError::Psi(e));
+        }
+    }
+
+    fn handle_pat<H: DemuxHandler>(&mut self, index: u64, section: &[u8], handler: &mut H) {
+        if section.first() != Some(&TABLE_PAT) {
+            return;
+        }
+        let crc = crc32(section.get(..section.len().saturating_sub(4)).unwrap_or_default());
+        if self.pat_crc == Some(crc) {
+            return;
+        }
+        let pat = match Pat::parse(section) {
+            Ok(p) => p,
+            Err(e) => return self.psi_error(index, e, handler),
+        };
+        if self.pat_crc.is_some() {
+            self.stats.psi_changes += 1;
+        }
+        self.pat_crc = Some(crc);
+        // Forget PMT PIDs that left the PAT.
+        let keep: Vec<Pid> = pat.programs().map(|e| e.pid).collect();
+        let gone: Vec<Pid> = self
+            .pmts
+            .iter()
+            .map(|(pid, _)| *pid)
+            .filter(|pid| !keep.contains(pid))
+            .collect();
+        for pid in gone {
+            self.untrack(pid);
+            self.pmts.retain(|(p, _)| *p != pid);
+            self.pmt_crcs.retain(|(p, _)| *p != pid);
+        }
+        for pid in keep {
+            let already = matches!(self.role_mut(pid), Some(PidRole::Pmt(_)));
+            if !already && pid != Pid::PAT && pid != Pid::NULL {
+                self.track(pid, PidRole::Pmt(SectionAssembler::new(pid)));
+            }
+        }
+        handler.on_pat(index, &pat, section);
+        self.pat = Some(pat);
+    }
+
+    fn handle_pmt<H: DemuxHandler>(
+        &mut self,
+        index: u64,
+        pid: Pid,
+        section: &[u8],
+        handler: &mut H,
+    ) {
+        if section.first() != Some(&TABLE_PMT) {
+            return;
+        }
+        let crc = crc32(section.get(..section.len().saturating_sub(4)).unwrap_or_default());
+        let previous = self.pmt_crcs.iter().position(|(p, _)| *p == pid);
+        if let Some(i) = previous
+            && self.pmt_crcs.get(i).map(|(_, c)| *c) == Some(crc)
+        {
+            return;
+        }
+        let pmt = match Pmt::parse(section) {
+            Ok(p) => p,
+            Err(e) => return self.psi_error(index, e, handler),
+        };
+        match previous.and_then(|i| self.pmt_crcs.get_mut(i)) {
+            Some(entry) => {
+                entry.1 = crc;
+                self.stats.psi_changes += 1;
+            }
+            None => self.pmt_crcs.push((pid, crc)),
+        }
+        // Streams that left this program stop being tracked; new or
+        // changed ones start fresh.
+        if let Some((_, old)) = self.pmts.iter().find(|(p, _)| *p == pid) {
+            let gone: Vec<Pid> = old
+                .streams
+                .iter()
+                .filter(|o| !pmt.streams.iter().any(|s| s.pid == o.pid))
+                .map(|o| o.pid)
+                .collect();
+            for g in gone {
+                self.untrack(g);
+            }
+        }
+        for s in &pmt.streams {
+            let codec = s.codec();
+            let same = matches!(self.role_mut(s.pid), Some(PidRole::Es(es)) if es.codec == codec);
+            let reserved = s.pid == Pid::PAT || s.pid == Pid::NULL || s.pid == pid;
+            if !same && !reserved {
+                self.track(s.pid, PidRole::Es(EsState::new(codec)));
+            }
+        }
+        handler.on_pmt(index, pid, &pmt, section);
+        match self.pmts.iter_mut().find(|(p, _)| *p == pid) {
+            Some(entry) => entry.1 = pmt,
+            None => self.pmts.push((pid, pmt)),
+        }
+    }
+
+    fn untrack(&mut self, pid: Pid) {
+        if let Some(slot) = self.slots.get_mut(pid.index())
+            && *slot > 0
+        {
+            let at = usize::from(*slot) - 1;
+            *slot = 0;
+            if at < self.roles.len() {
+                self.roles.swap_remove(at);
+                // The entry moved into `at` needs its slot updated.
+                if let Some((moved, _)) = self.roles.get(at)
+                    && let Some(s) = self.slots.get_mut(moved.index())
+                {
+                    *s = u16::try_from(at + 1).unwrap_or(0);
+                }
+            }
+        }
+        self.cc.reset(pid);
+    }
+}
+
+/// Runs a PSI packet through its assembler, copying out complete sections
+/// (PSI is rare; this keeps the borrow of the assembler short).
+fn collect_sections(
+    asm: &mut SectionAssembler,
+    packet: &TsPacket<'_>,
+    lost: bool,
+) -> Vec<Result<Vec<u8>, PsiError>> {
+    if lost {
+        asm.reset();
+    }
+    let mut out = Vec::new();
+    asm.push(packet.payload_unit_start(), packet.payload(), |r| {
+        out.push(r.map(<[u8]>::to_vec));
+    });
+    out
+}
+
+impl EsState {
+    fn new(codec: Codec) -> EsState {
+        let scanner = match codec {
+            Codec::H264 => Some(NalScanner::new(VideoCodec::H264)),
+            Codec::Hevc => Some(NalScanner::new(VideoCodec::Hevc)),
+            _ => None,
+        };
+        EsState {
+            codec,
+            header: Vec::new(),
+            collecting_header: false,
+            current: None,
+            scanner,
+        }
+    }
+
+    fn push<H: DemuxHandler>(
+        &mut self,
+        pid: Pid,
+        index: u64,
+        packet: &TsPacket<'_>,
+        lost: bool,
+        handler: &mut H,
+    ) -> Result<(), PesError> {
+        let payload = packet.payload();
+        if packet.payload_unit_start() {
+            self.end_pes(pid, handler);
+            self.header.clear();
+            self.collecting_header = true;
+            self.current = Some(PendingAu {
+                index,
+                pts: None,
+                dts: None,
+                random_access_indicator: packet
+                    .adaptation_field()
+                    .is_some_and(|af| af.random_access()),
+                damaged: false,
+            });
+            if let Some(s) = &mut self.scanner {
+                s.start();
+            }
+            return self.header_bytes(pid, payload, handler);
+        }
+        if lost && let Some(au) = &mut self.current {
+            au.damaged = true;
+        }
+        if self.collecting_header {
+            return self.header_bytes(pid, payload, handler);
+        }
+        self.scan(pid, payload, handler);
+        Ok(())
+    }
+
+    /// Collects PES header bytes; once the header is complete, reports the
+    /// PES start and scans the payload after it.
+    fn header_bytes<H: DemuxHandler>(
+        &mut self,
+        pid: Pid,
+        payload: &[u8],
+        handler: &mut H,
+    ) -> Result<(), PesError> {
+        let parsed = if self.header.is_empty() {
+            PesHeader::parse(pid, payload).map(|h| h.map(|h| (h, h.header_len)))
+        } else {
+            let before = self.header.len();
+            let room = MAX_HEADER.saturating_sub(before);
+            self.header
+                .extend_from_slice(payload.get(..room.min(payload.len())).unwrap_or_default());
+            PesHeader::parse(pid, &self.header)
+                .map(|h| h.map(|h| (h, h.header_len.saturating_sub(before))))
+        };
+        let header = match parsed {
+            Ok(Some(h)) => h,
+            Ok(None) => {
+                if self.header.is_empty() {
+                    self.header.extend_from_slice(payload);
+                }
+                return Ok(());
+            }
+            Err(e) => {
+                self.collecting_header = false;
+                self.current = None;
+                return Err(e);
+            }
+        };
+        let (header, consumed_here) = header;
+        self.collecting_header = false;
+        self.header.clear();
+        let Some(au) = &mut self.current else {
+            return Ok(());
+        };
+        au.pts = header.pts;
+        au.dts = header.dts;
+        handler.on_pes(&PesStart {
+            pid,
+            codec: self.codec,
+            index: au.index,
+            header,
+        });
+        if self.scanner.is_none() {
+            // Not a scanned codec: nothing more to learn from this PES.
+            self.current = None;
+            return Ok(());
+        }
+        self.scan(pid, payload.get(consumed_here..).unwrap_or_default(), handler);
+        Ok(())
+    }
+
+    fn scan<H: DemuxHandler>(&mut self, pid: Pid, bytes: &[u8], handler: &mut H) {
+        let (Some(scanner), Some(au)) = (&mut self.scanner, &self.current) else {
+            return;
+        };
+        if let Some(info) = scanner.push(bytes) {
+            let au = *au;
+            self.current = None;
+            handler.on_access_unit(&AccessUnit {
+                pid,
+                codec: self.codec,
+                index: au.index,
+                pts: au.pts,
+                dts: au.dts,
+                info,
+                random_access_indicator: au.random_access_indicator,
+                damaged: au.damaged,
+            });
+        }
+    }
+
+    /// The PES packet in progress ended (new PUSI, or end of stream).
+    fn end_pes<H: DemuxHandler>(&mut self, pid: Pid, handler: &mut H) {
+        let Some(au) = self.current.take() else {
+            return;
+        };
+        if self.collecting_header {
+            // The header never completed: the PES is unusable.
+            self.collecting_header = false;
+            return;
+        }
+        if let Some(info) = self.scanner.as_mut().and_then(NalScanner::finish) {
+            handler.on_access_unit(&AccessUnit {
+                pid,
+                codec: self.codec,
+                index: au.index,
+                pts: au.pts,
+                dts: au.dts,
+                info,
+                random_access_indicator: au.random_access_indicator,
+                damaged: au.damaged,
+            });
+        }
+    }
+}
+
+/// [`Resync`] and [`Demux`] together: a byte stream in, handler calls out.
+#[derive(Debug, Default)]
+pub struct StreamDemux {
+    pub resync: Resync,
+    pub demux: Demux,
+}
+
+impl StreamDemux {
+    pub fn new() -> StreamDemux {
+        StreamDemux::default()
+    }
+
+    pub fn push<H: DemuxHandler>(&mut self, chunk: &[u8], handler: &mut H) {
+        let demux = &mut self.demux;
+        self.resync
+            .push(chunk, |packet, _| demux.push_packet(packet, handler));
+    }
+
+    /// Like [`StreamDemux::push`], also handing every packet to `store` as a
+    /// zero-copy `Bytes` slice of `chunk` before the demux sees it, with the
+    /// index the demux gives it.
+    pub fn push_bytes<H: DemuxHandler>(
+        &mut self,
+        chunk: &Bytes,
+        handler: &mut H,
+        mut store: impl FnMut(u64, Bytes),
+    ) {
+        let demux = &mut self.demux;
+        self.resync.push(chunk, |packet, origin| {
+            let bytes = match origin {
+                Origin::Chunk(at) => chunk.slice(at..at + PACKET_SIZE),
+                Origin::Carried => Bytes::copy_from_slice(packet),
+            };
+            store(demux.next_index(), bytes);
+            demux.push_packet(packet, handler);
+        });
+    }
+
+    pub fn finish<H: DemuxHandler>(&mut self, handler: &mut H) {
+        let demux = &mut self.demux;
+        self.resync
+            .finish(|packet, _| demux.push_packet(packet, handler));
+        self.demux.finish(handler);
+    }
+
+    pub fn resync_stats(&self) -> ResyncStats {
+        self.resync.stats()
+    }
+}
