@@ -1,3 +1,246 @@
 //! Invariant-checking entry points shared by the cargo-fuzz targets in
-//! `fuzz/` and the corpus replay test, so that `cargo test` on stable runs
-//! every committed seed through exactly what the fuzzer runs.
+//! `fuzz/` and the corpus replay test (`tests/fuzz_corpus.rs`), so that
+//! `cargo test` on stable runs every committed seed through exactly what the
+//! fuzzer runs. Each function panics only when an invariant is broken.
+//!
+//! Inputs are plain byte strings; where a target needs chunking, the first
+//! byte of the input picks the chunk sizes, so the fuzzer explores splits.
+#![allow(clippy::panic, reason = "a broken invariant must crash the fuzzer")]
+
+use crate::probe::Prober;
+use crate::ts::demux::{Demux, DemuxHandler, StreamDemux};
+use crate::ts::nal::{NalScanner, VideoCodec};
+use crate::ts::packet::{PacketBuilder, write_pcr};
+use crate::ts::pes::{MAX_HEADER, PesHeader, read_timestamp, write_timestamp};
+use crate::ts::psi::{MAX_SECTION, Pat, Pmt, SectionAssembler, crc32};
+use crate::ts::resync::Resync;
+use crate::ts::{Cc, PACKET_SIZE, Pcr, Pid, Timestamp, TsPacket};
+
+/// Splits `data` into chunks whose sizes cycle through a pattern derived
+/// from `seed` (1..=255 bytes, or whole when `seed` is 0).
+fn chunks(seed: u8, data: &[u8]) -> Vec<&[u8]> {
+    if seed == 0 {
+        return vec![data];
+    }
+    let sizes = [
+        usize::from(seed),
+        usize::from(seed.rotate_left(3)) + 1,
+        usize::from(seed) * 3 + 1,
+        PACKET_SIZE,
+    ];
+    let mut out = Vec::new();
+    let mut rest = data;
+    let mut i = 0;
+    while !rest.is_empty() {
+        let n = sizes.get(i % sizes.len()).copied().unwrap_or(1).min(rest.len());
+        let (head, tail) = rest.split_at(n);
+        out.push(head);
+        rest = tail;
+        i += 1;
+    }
+    out
+}
+
+/// Packet view and adaptation field: parsing never panics, offsets stay in
+/// the packet, and a packet rebuilt from the parsed fields parses the same.
+pub fn packet(data: &[u8]) {
+    let Some(block) = data.first_chunk::<PACKET_SIZE>() else {
+        return;
+    };
+    let Ok(p) = TsPacket::from_array(block) else {
+        return;
+    };
+    assert!(p.payload_offset() <= PACKET_SIZE);
+    assert_eq!(p.payload().len(), PACKET_SIZE - p.payload_offset().min(PACKET_SIZE));
+    if let Some(af) = p.adaptation_field() {
+        let _ = (af.opcr(), af.splice_countdown(), af.private_data(), af.extension());
+        if let Some(pcr) = af.pcr() {
+            let bytes = write_pcr(pcr);
+            let mut again = [0u8; PACKET_SIZE];
+            let mut b = PacketBuilder::new(p.pid());
+            b.pcr = Some(pcr);
+            b.build(&[], &mut again);
+            assert_eq!(TsPacket::from_array(&again).ok().and_then(|q| q.pcr()), Some(pcr));
+            assert_eq!(bytes.len(), 6);
+        }
+    }
+    // Round trip through the builder.
+    let mut b = PacketBuilder::new(p.pid());
+    b.pusi = p.payload_unit_start();
+    b.cc = p.continuity_counter();
+    b.discontinuity = p.discontinuity();
+    b.random_access = p.adaptation_field().is_some_and(|af| af.random_access());
+    b.pcr = p.pcr();
+    let mut out = [0u8; PACKET_SIZE];
+    let taken = b.build(p.payload(), &mut out);
+    let q = TsPacket::from_array(&out).unwrap_or_else(|e| panic!("builder output invalid: {e}"));
+    assert_eq!(q.pid(), p.pid());
+    assert_eq!(q.continuity_counter(), p.continuity_counter());
+    assert_eq!(q.payload_unit_start(), p.payload_unit_start());
+    assert_eq!(q.pcr(), p.pcr());
+    assert_eq!(q.discontinuity(), p.discontinuity());
+    assert_eq!(q.payload(), p.payload().get(..taken).unwrap_or_default());
+}
+
+/// Byte-stream resync: every byte is either in exactly one packet handed
+/// out or counted as skipped; packets start with 0x47; a clean stream comes
+/// out whole whatever the chunking.
+pub fn resync(data: &[u8]) {
+    let Some((&seed, body)) = data.split_first() else {
+        return;
+    };
+    let mut r = Resync::new();
+    let mut out = Vec::new();
+    for c in chunks(seed, body) {
+        r.push(c, |p, _| {
+            assert_eq!(p[0], 0x47);
+            out.extend_from_slice(p);
+        });
+    }
+    r.finish(|p, _| {
+        assert_eq!(p[0], 0x47);
+        out.extend_from_slice(p);
+    });
+    let s = r.stats();
+    assert_eq!(s.packets as usize * PACKET_SIZE, out.len());
+    assert_eq!(out.len() as u64 + s.bytes_skipped, body.len() as u64);
+    let clean = body.len() % PACKET_SIZE == 0
+        && body.chunks(PACKET_SIZE).all(|p| p.first() == Some(&0x47));
+    if clean {
+        assert_eq!(out, body, "a clean stream must pass unchanged");
+        assert_eq!(s.sync_losses, 0);
+    }
+}
+
+/// PSI: sections handed out fit the limits and pass their CRC; PAT and PMT
+/// that parse re-encode to sections that parse to the same tables.
+pub fn psi(data: &[u8]) {
+    let Some((&seed, body)) = data.split_first() else {
+        return;
+    };
+    let mut asm = SectionAssembler::new(Pid::new(0x100));
+    for (i, c) in chunks(seed, body).into_iter().enumerate() {
+        let c = c.get(..184).unwrap_or(c);
+        let pusi = seed & 1 == 0 || i % 3 == 0;
+        asm.push(pusi, c, |r| {
+            let Ok(section) = r else { return };
+            assert!(section.len() <= MAX_SECTION);
+            if section.get(1).is_some_and(|b| b & 0x80 != 0) {
+                assert_eq!(crc32(section), 0);
+            }
+            if let Ok(pat) = Pat::parse(section) {
+                assert_eq!(Pat::parse(&pat.to_section()).ok(), Some(pat));
+            }
+            if let Ok(pmt) = Pmt::parse(section) {
+                assert_eq!(Pmt::parse(&pmt.to_section()).ok(), Some(pmt));
+            }
+        });
+    }
+}
+
+/// PES header: lengths stay within the input and the PES limits;
+/// timestamps re-encode to the same value.
+pub fn pes(data: &[u8]) {
+    match PesHeader::parse(Pid::new(0x100), data) {
+        Ok(Some(h)) => {
+            assert!(h.header_len <= data.len());
+            assert!(h.header_len <= MAX_HEADER);
+            for ts in [h.pts, h.dts].into_iter().flatten() {
+                assert_eq!(read_timestamp(&write_timestamp(2, ts)), ts);
+            }
+            // A longer input never changes a complete header.
+            let mut longer = data.to_vec();
+            longer.extend_from_slice(&[0xAB; 16]);
+            assert_eq!(PesHeader::parse(Pid::new(0x100), &longer), Ok(Some(h)));
+        }
+        Ok(None) => {
+            assert!(data.len() < MAX_HEADER);
+        }
+        Err(_) => {}
+    }
+}
+
+/// NAL scan: the access unit's classification does not depend on how its
+/// bytes are split across packets.
+pub fn nal(data: &[u8]) {
+    let Some((&seed, body)) = data.split_first() else {
+        return;
+    };
+    for codec in [VideoCodec::H264, VideoCodec::Hevc] {
+        let classify = |pieces: Vec<&[u8]>| {
+            let mut s = NalScanner::new(codec);
+            for p in pieces {
+                if let Some(info) = s.push(p) {
+                    return info;
+                }
+            }
+            s.finish().unwrap_or_else(|| panic!("finish after no decision must decide"))
+        };
+        assert_eq!(classify(vec![body]), classify(chunks(seed | 1, body)));
+    }
+}
+
+/// The whole probe pipeline: never panics; counts agree with each other;
+/// the result does not depend on chunking.
+pub fn probe(data: &[u8]) {
+    let Some((&seed, body)) = data.split_first() else {
+        return;
+    };
+    let run = |pieces: Vec<&[u8]>| {
+        let mut p = Prober::new();
+        for c in pieces {
+            p.push(c);
+        }
+        p.finish().ok()
+    };
+    let Some(report) = run(chunks(seed, body)) else {
+        return;
+    };
+    assert!(report.packets * PACKET_SIZE as u64 <= report.bytes);
+    assert_eq!(report.bytes, body.len() as u64);
+    let per_pid: u64 = report.pids.iter().map(|p| p.cc_errors).sum();
+    assert_eq!(per_pid, report.cc_errors);
+    let pid_packets: u64 = report.pids.iter().map(|p| p.packets).sum();
+    assert!(pid_packets <= report.packets);
+    for v in &report.video_streams {
+        assert!(v.idr_pts.len() as u64 <= v.frames);
+        let in_gops: u64 = v.gop_frames.iter().sum();
+        assert_eq!(in_gops + v.frames_before_first_idr, v.frames);
+        assert!(v.max_pts_gap_ms >= 0.0);
+    }
+    assert!(report.duration_s.is_finite() && report.bitrate_bps.is_finite());
+    // Whole-input run agrees on what does not depend on chunk boundaries
+    // for a stream that never loses sync.
+    if report.sync_losses == 0 && report.errors.bytes_skipped == 0 {
+        let whole = run(vec![body]).unwrap_or_else(|| panic!("whole input must parse too"));
+        assert_eq!(whole.packets, report.packets);
+        assert_eq!(whole.cc_errors, report.cc_errors);
+        assert_eq!(
+            whole.video.as_ref().map(|v| (v.frames, v.idr_pts.clone())),
+            report.video.as_ref().map(|v| (v.frames, v.idr_pts.clone()))
+        );
+    }
+}
+
+/// Demux directly over packets built from structured input, for the
+/// packet-level fuzz target: every packet is counted once.
+pub fn demux_packets(data: &[u8]) {
+    let mut demux = Demux::new();
+    let mut n = 0u64;
+    for block in data.chunks_exact(PACKET_SIZE) {
+        if let Some(b) = block.first_chunk::<PACKET_SIZE>() {
+            demux.push_packet(b, &mut ());
+            n += 1;
+        }
+    }
+    demux.finish(&mut ());
+    assert_eq!(demux.stats().packets, n);
+    let _ = StreamDemux::new();
+    struct Count(u64);
+    impl DemuxHandler for Count {
+        fn on_packet(&mut self, _index: u64, _packet: &TsPacket<'_>) {
+            self.0 += 1;
+        }
+    }
+    let _ = (Count(0), Cc::default(), Pcr::default(), Timestamp::default());
+}

@@ -1,1 +1,79 @@
-fn main() {}
+//! The `switchyard` command line: the I/O shell around the library.
+
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use switchyard::probe::{ProbeError, Prober};
+
+#[derive(Parser)]
+#[command(name = "switchyard", version, about = "Live-stream packet router with frame-accurate encoder failover")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Analyse an MPEG transport stream: programs, PIDs, codecs, bitrate,
+    /// IDR splice points, GOPs, timestamp order, continuity and PCR.
+    Probe {
+        /// A file path, or `-` for standard input.
+        input: PathBuf,
+        /// Print the report as JSON (stable keys, see README).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Exit status for input that is not a transport stream.
+const EXIT_NOT_TS: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Probe { input, json } => match probe(&input, json) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("switchyard probe: {}: {e:#}", input.display());
+                if e.downcast_ref::<ProbeError>().is_some() {
+                    ExitCode::from(EXIT_NOT_TS)
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+        },
+    }
+}
+
+fn probe(input: &PathBuf, json: bool) -> anyhow::Result<()> {
+    let mut reader: Box<dyn Read> = if input.as_os_str() == "-" {
+        Box::new(io::stdin().lock())
+    } else {
+        Box::new(
+            std::fs::File::open(input)
+                .with_context(|| "cannot open the input file".to_string())?,
+        )
+    };
+    let mut prober = Prober::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("read failed"),
+        };
+        prober.push(buf.get(..n).unwrap_or_default());
+    }
+    let report = prober.finish()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{report}");
+    }
+    Ok(())
+}
