@@ -26,11 +26,11 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use mpeg2ts_reader::demultiplex::{self, DemuxContext, FilterChangeset, FilterRequest};
 use mpeg2ts_reader::{StreamType, packet_filter_switch, pes, psi};
 use switchyard::ts::PACKET_SIZE;
+use switchyard::ts::TsPacket;
 use switchyard::ts::continuity::CcTracker;
 use switchyard::ts::demux::{AccessUnit, DemuxHandler, PesStart, StreamDemux};
 use switchyard::ts::nal::{AccessUnitInfo, NalScanner, PictureKind, VideoCodec};
 use switchyard::ts::resync::Resync;
-use switchyard::ts::TsPacket;
 
 /// One SRT/UDP datagram's worth of packets.
 const CHUNK: usize = 7 * PACKET_SIZE;
@@ -111,7 +111,9 @@ impl PeerCtx {
 
 impl std::fmt::Debug for PeerCtx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PeerCtx").field("tally", &self.tally).finish()
+        f.debug_struct("PeerCtx")
+            .field("tally", &self.tally)
+            .finish()
     }
 }
 

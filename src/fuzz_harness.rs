@@ -8,13 +8,13 @@
 #![allow(clippy::panic, reason = "a broken invariant must crash the fuzzer")]
 
 use crate::probe::Prober;
-use crate::ts::demux::{Demux, DemuxHandler, StreamDemux};
+use crate::ts::demux::{Demux, DemuxHandler};
 use crate::ts::nal::{NalScanner, VideoCodec};
 use crate::ts::packet::{PacketBuilder, write_pcr};
 use crate::ts::pes::{MAX_HEADER, PesHeader, read_timestamp, write_timestamp};
 use crate::ts::psi::{MAX_SECTION, Pat, Pmt, SectionAssembler, crc32};
 use crate::ts::resync::Resync;
-use crate::ts::{Cc, PACKET_SIZE, Pcr, Pid, Timestamp, TsPacket};
+use crate::ts::{PACKET_SIZE, Pid, TsPacket};
 
 /// Splits `data` into chunks whose sizes cycle through a pattern derived
 /// from `seed` (1..=255 bytes, or whole when `seed` is 0).
@@ -32,7 +32,11 @@ fn chunks(seed: u8, data: &[u8]) -> Vec<&[u8]> {
     let mut rest = data;
     let mut i = 0;
     while !rest.is_empty() {
-        let n = sizes.get(i % sizes.len()).copied().unwrap_or(1).min(rest.len());
+        let n = sizes
+            .get(i % sizes.len())
+            .copied()
+            .unwrap_or(1)
+            .min(rest.len());
         let (head, tail) = rest.split_at(n);
         out.push(head);
         rest = tail;
@@ -51,16 +55,27 @@ pub fn packet(data: &[u8]) {
         return;
     };
     assert!(p.payload_offset() <= PACKET_SIZE);
-    assert_eq!(p.payload().len(), PACKET_SIZE - p.payload_offset().min(PACKET_SIZE));
+    assert_eq!(
+        p.payload().len(),
+        PACKET_SIZE - p.payload_offset().min(PACKET_SIZE)
+    );
     if let Some(af) = p.adaptation_field() {
-        let _ = (af.opcr(), af.splice_countdown(), af.private_data(), af.extension());
+        let _ = (
+            af.opcr(),
+            af.splice_countdown(),
+            af.private_data(),
+            af.extension(),
+        );
         if let Some(pcr) = af.pcr() {
             let bytes = write_pcr(pcr);
             let mut again = [0u8; PACKET_SIZE];
             let mut b = PacketBuilder::new(p.pid());
             b.pcr = Some(pcr);
             b.build(&[], &mut again);
-            assert_eq!(TsPacket::from_array(&again).ok().and_then(|q| q.pcr()), Some(pcr));
+            assert_eq!(
+                TsPacket::from_array(&again).ok().and_then(|q| q.pcr()),
+                Some(pcr)
+            );
             assert_eq!(bytes.len(), 6);
         }
     }
@@ -104,8 +119,8 @@ pub fn resync(data: &[u8]) {
     let s = r.stats();
     assert_eq!(s.packets as usize * PACKET_SIZE, out.len());
     assert_eq!(out.len() as u64 + s.bytes_skipped, body.len() as u64);
-    let clean = body.len() % PACKET_SIZE == 0
-        && body.chunks(PACKET_SIZE).all(|p| p.first() == Some(&0x47));
+    let clean =
+        body.len() % PACKET_SIZE == 0 && body.chunks(PACKET_SIZE).all(|p| p.first() == Some(&0x47));
     if clean {
         assert_eq!(out, body, "a clean stream must pass unchanged");
         assert_eq!(s.sync_losses, 0);
@@ -174,7 +189,8 @@ pub fn nal(data: &[u8]) {
                     return info;
                 }
             }
-            s.finish().unwrap_or_else(|| panic!("finish after no decision must decide"))
+            s.finish()
+                .unwrap_or_else(|| panic!("finish after no decision must decide"))
         };
         assert_eq!(classify(vec![body]), classify(chunks(seed | 1, body)));
     }
@@ -222,25 +238,54 @@ pub fn probe(data: &[u8]) {
     }
 }
 
-/// Demux directly over packets built from structured input, for the
-/// packet-level fuzz target: every packet is counted once.
+/// Demux directly over whole packets: every packet is counted once, and
+/// every reported access unit or PES start points at a packet already seen,
+/// in order per PID.
 pub fn demux_packets(data: &[u8]) {
+    #[derive(Default)]
+    struct Check {
+        seen: u64,
+        last_pes: Vec<(Pid, u64)>,
+    }
+    impl Check {
+        fn ordered(&mut self, pid: Pid, index: u64) {
+            assert!(
+                index < self.seen,
+                "event for packet {index} before it was pushed"
+            );
+            match self.last_pes.iter_mut().find(|(p, _)| *p == pid) {
+                Some((_, last)) => {
+                    assert!(index >= *last, "PID {pid}: index {index} after {last}");
+                    *last = index;
+                }
+                None => self.last_pes.push((pid, index)),
+            }
+        }
+    }
+    impl DemuxHandler for Check {
+        fn on_packet(&mut self, index: u64, _packet: &TsPacket<'_>) {
+            assert!(index + 1 >= self.seen);
+            self.seen = index + 1;
+        }
+        fn on_pes(&mut self, pes: &crate::ts::demux::PesStart) {
+            self.ordered(pes.pid, pes.index);
+        }
+        fn on_access_unit(&mut self, au: &crate::ts::demux::AccessUnit) {
+            self.ordered(au.pid, au.index);
+        }
+    }
     let mut demux = Demux::new();
+    let mut check = Check::default();
     let mut n = 0u64;
     for block in data.chunks_exact(PACKET_SIZE) {
         if let Some(b) = block.first_chunk::<PACKET_SIZE>() {
-            demux.push_packet(b, &mut ());
+            demux.push_packet(b, &mut check);
             n += 1;
         }
     }
-    demux.finish(&mut ());
-    assert_eq!(demux.stats().packets, n);
-    let _ = StreamDemux::new();
-    struct Count(u64);
-    impl DemuxHandler for Count {
-        fn on_packet(&mut self, _index: u64, _packet: &TsPacket<'_>) {
-            self.0 += 1;
-        }
-    }
-    let _ = (Count(0), Cc::default(), Pcr::default(), Timestamp::default());
+    demux.finish(&mut check);
+    let stats = demux.stats();
+    assert_eq!(stats.packets, n);
+    let per_pid: u64 = demux.pids().map(|(_, c)| c.cc_errors).sum();
+    assert_eq!(per_pid, stats.cc_errors);
 }

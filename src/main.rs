@@ -1,6 +1,6 @@
 //! The `switchyard` command line: the I/O shell around the library.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 use switchyard::probe::{ProbeError, Prober};
 
 #[derive(Parser)]
-#[command(name = "switchyard", version, about = "Live-stream packet router with frame-accurate encoder failover")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "Live-stream packet router with frame-accurate encoder failover"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -54,8 +58,7 @@ fn probe(input: &PathBuf, json: bool) -> anyhow::Result<()> {
         Box::new(io::stdin().lock())
     } else {
         Box::new(
-            std::fs::File::open(input)
-                .with_context(|| "cannot open the input file".to_string())?,
+            std::fs::File::open(input).with_context(|| "cannot open the input file".to_string())?,
         )
     };
     let mut prober = Prober::new();
@@ -70,10 +73,14 @@ fn probe(input: &PathBuf, json: bool) -> anyhow::Result<()> {
         prober.push(buf.get(..n).unwrap_or_default());
     }
     let report = prober.finish()?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    let text = if json {
+        serde_json::to_string_pretty(&report)? + "\n"
     } else {
-        print!("{report}");
+        report.to_string()
+    };
+    match io::stdout().lock().write_all(text.as_bytes()) {
+        // A reader that stopped early (`| head`) is not an error.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write the report"),
     }
-    Ok(())
 }

@@ -12,8 +12,11 @@ fn non_ts_input_is_an_error_with_status_2() {
     let dir = std::env::temp_dir().join(format!("switchyard-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("not.ts");
-    std::fs::write(&path, "hello, this is a text file and not a transport stream\n".repeat(50))
-        .expect("write");
+    std::fs::write(
+        &path,
+        "hello, this is a text file and not a transport stream\n".repeat(50),
+    )
+    .expect("write");
     let out = switchyard().arg("probe").arg(&path).output().expect("run");
     std::fs::remove_dir_all(&dir).ok();
     assert_eq!(out.status.code(), Some(2));
@@ -34,8 +37,11 @@ fn missing_file_is_an_error() {
 
 #[test]
 fn reads_stdin_and_prints_a_summary() {
-    let data = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/two_programs.ts"))
-        .expect("capture");
+    let data = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/two_programs.ts"
+    ))
+    .expect("capture");
     let mut child = switchyard()
         .args(["probe", "-"])
         .stdin(Stdio::piped())
@@ -51,8 +57,14 @@ fn reads_stdin_and_prints_a_summary() {
     let out = child.wait_with_output().expect("wait");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("program 1 (PMT 0x1000, PCR 0x0100)"), "{text}");
-    assert!(text.contains("program 2 (PMT 0x1001, PCR 0x0102)"), "{text}");
+    assert!(
+        text.contains("program 1 (PMT 0x1000, PCR 0x0100)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("program 2 (PMT 0x1001, PCR 0x0102)"),
+        "{text}"
+    );
     assert!(text.contains("3 IDRs"), "{text}");
 }
 
@@ -60,14 +72,26 @@ fn reads_stdin_and_prints_a_summary() {
 fn json_has_the_documented_keys() {
     let out = switchyard()
         .args(["probe", "--json"])
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/h264_aac_closed_gop.ts"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/h264_aac_closed_gop.ts"
+        ))
         .output()
         .expect("run");
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     for key in [
-        "packets", "bytes", "duration_s", "bitrate_bps", "sync_losses", "cc_errors", "programs",
-        "pids", "video", "audio", "pcr",
+        "packets",
+        "bytes",
+        "duration_s",
+        "bitrate_bps",
+        "sync_losses",
+        "cc_errors",
+        "programs",
+        "pids",
+        "video",
+        "audio",
+        "pcr",
     ] {
         assert!(v.get(key).is_some(), "missing {key}");
     }
@@ -75,13 +99,22 @@ fn json_has_the_documented_keys() {
         assert!(v["programs"][0].get(key).is_some(), "programs[].{key}");
     }
     for key in ["pid", "stream_type", "codec"] {
-        assert!(v["programs"][0]["streams"][0].get(key).is_some(), "streams[].{key}");
+        assert!(
+            v["programs"][0]["streams"][0].get(key).is_some(),
+            "streams[].{key}"
+        );
     }
     for key in ["pid", "packets", "cc_errors"] {
         assert!(v["pids"][0].get(key).is_some(), "pids[].{key}");
     }
     for key in [
-        "pid", "codec", "frames", "idr_pts", "gop_frames", "pts_backwards", "duplicate_pts",
+        "pid",
+        "codec",
+        "frames",
+        "idr_pts",
+        "gop_frames",
+        "pts_backwards",
+        "duplicate_pts",
         "max_pts_gap_ms",
     ] {
         assert!(v["video"].get(key).is_some(), "video.{key}");

@@ -45,7 +45,11 @@ fn check(name: &str, audio_frame_slack: u64) -> Value {
     let golden = golden(name);
     let programs = report["programs"].as_array().expect("programs");
     let golden_programs = golden["programs"].as_array().expect("golden programs");
-    assert_eq!(programs.len(), golden_programs.len(), "{name}: program count");
+    assert_eq!(
+        programs.len(),
+        golden_programs.len(),
+        "{name}: program count"
+    );
     for (p, g) in programs.iter().zip(golden_programs) {
         assert_eq!(p["program_number"], g["program_number"], "{name}");
         assert_eq!(p["pmt_pid"], g["pmt_pid"], "{name}");
@@ -53,15 +57,29 @@ fn check(name: &str, audio_frame_slack: u64) -> Value {
             .as_array()
             .expect("streams")
             .iter()
-            .map(|s| (s["pid"].as_u64().unwrap_or(0), s["codec"].as_str().unwrap_or("")))
+            .map(|s| {
+                (
+                    s["pid"].as_u64().unwrap_or(0),
+                    s["codec"].as_str().unwrap_or(""),
+                )
+            })
             .collect();
         let want: Vec<(u64, &str)> = g["streams"]
             .as_array()
             .expect("golden streams")
             .iter()
-            .map(|s| (s["pid"].as_u64().unwrap_or(0), s["codec"].as_str().unwrap_or("")))
+            .map(|s| {
+                (
+                    s["pid"].as_u64().unwrap_or(0),
+                    s["codec"].as_str().unwrap_or(""),
+                )
+            })
             .collect();
-        assert_eq!(streams, want, "{name}: streams of program {}", p["program_number"]);
+        assert_eq!(
+            streams, want,
+            "{name}: streams of program {}",
+            p["program_number"]
+        );
     }
     let videos = report["video_streams"].as_array().expect("video_streams");
     let golden_videos = golden["video"].as_array().expect("golden video");
@@ -78,8 +96,14 @@ fn check(name: &str, audio_frame_slack: u64) -> Value {
         // ffprobe's keyframes that are not IDRs must not be splice points.
         let keyframes = u64s(&g["ffprobe_keyframe_pts"]);
         let idrs = u64s(&v["idr_pts"]);
-        for k in keyframes.iter().filter(|k| !u64s(&g["idr_pts"]).contains(k)) {
-            assert!(!idrs.contains(k), "{name}: ffprobe keyframe {k} is not an IDR");
+        for k in keyframes
+            .iter()
+            .filter(|k| !u64s(&g["idr_pts"]).contains(k))
+        {
+            assert!(
+                !idrs.contains(k),
+                "{name}: ffprobe keyframe {k} is not an IDR"
+            );
         }
         assert_eq!(
             v["recovery_points"].as_u64(),
@@ -93,7 +117,10 @@ fn check(name: &str, audio_frame_slack: u64) -> Value {
     for (a, g) in audio.iter().zip(golden_audio) {
         assert_eq!(a["pid"], g["pid"], "{name}");
         assert_eq!(a["codec"], g["codec"], "{name}");
-        let (got, want) = (a["frames"].as_u64().unwrap_or(0), g["frames"].as_u64().unwrap_or(0));
+        let (got, want) = (
+            a["frames"].as_u64().unwrap_or(0),
+            g["frames"].as_u64().unwrap_or(0),
+        );
         assert!(
             got.abs_diff(want) <= audio_frame_slack,
             "{name}: audio frames {got}, ffprobe {want}"
@@ -175,7 +202,10 @@ fn cbr_with_null_packets() {
     assert_eq!(null["packets"], 482);
     // Muxed at -muxrate 600k.
     let bitrate = r["bitrate_bps"].as_f64().expect("bitrate");
-    assert!((590_000.0..=610_000.0).contains(&bitrate), "bitrate {bitrate}");
+    assert!(
+        (590_000.0..=610_000.0).contains(&bitrate),
+        "bitrate {bitrate}"
+    );
 }
 
 #[test]

@@ -337,7 +337,9 @@ impl DemuxHandler for Facts {
                 // new GOP.
                 match es.gop.replace(1) {
                     Some(g) => es.gop_frames.push(g.saturating_sub(1)),
-                    None => es.frames_before_first_idr = es.frames_before_first_idr.saturating_sub(1),
+                    None => {
+                        es.frames_before_first_idr = es.frames_before_first_idr.saturating_sub(1)
+                    }
                 }
             }
             PictureKind::Cra | PictureKind::Bla => {

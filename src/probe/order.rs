@@ -15,8 +15,8 @@
 //! (the same timeline replayed) or as a large gap; a splice onto an
 //! unrelated clock shows up as regressions or a large gap.
 
-use std::collections::{BinaryHeap, VecDeque};
 use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 
 use crate::ts::Timestamp;
 

@@ -121,7 +121,11 @@ impl fmt::Display for Report {
                 f,
                 "damage: {} bytes skipped{}, {} malformed packets, {} transport errors, {} PSI errors, {} PES errors",
                 e.bytes_skipped,
-                if e.truncated_tail { " (truncated tail)" } else { "" },
+                if e.truncated_tail {
+                    " (truncated tail)"
+                } else {
+                    ""
+                },
                 e.malformed_packets,
                 e.transport_errors,
                 e.psi_errors,
@@ -135,13 +139,18 @@ impl fmt::Display for Report {
                 p.program_number, p.pmt_pid, p.pcr_pid
             )?;
             for s in &p.streams {
-                write!(f, "  {:#06x} {:<12} (type {:#04x})", s.pid, s.codec, s.stream_type)?;
+                write!(
+                    f,
+                    "  {:#06x} {:<12} (type {:#04x})",
+                    s.pid, s.codec, s.stream_type
+                )?;
                 if let Some(v) = self.video_streams.iter().find(|v| v.pid == s.pid) {
                     write!(
                         f,
-                        " {} frames, {} IDRs, GOPs {}, max PTS gap {:.1} ms",
+                        " {} frames, {} IDR{}, GOPs {}, max PTS gap {:.1} ms",
                         v.frames,
                         v.idr_pts.len(),
+                        if v.idr_pts.len() == 1 { "" } else { "s" },
                         summarize(&v.gop_frames),
                         v.max_pts_gap_ms
                     )?;
@@ -149,7 +158,11 @@ impl fmt::Display for Report {
                         write!(f, ", {} CRA/BLA (not splice points)", v.cra_pts.len())?;
                     }
                     if v.recovery_points > 0 {
-                        write!(f, ", {} recovery points (not splice points)", v.recovery_points)?;
+                        write!(
+                            f,
+                            ", {} recovery points (not splice points)",
+                            v.recovery_points
+                        )?;
                     }
                     write_order(f, v.pts_backwards, v.duplicate_pts)?;
                 } else if let Some(a) = self.audio.iter().find(|a| a.pid == s.pid) {

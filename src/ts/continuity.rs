@@ -52,7 +52,9 @@ impl Default for CcTracker {
 impl std::fmt::Debug for CcTracker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let seen = self.state.iter().filter(|s| **s & SEEN != 0).count();
-        f.debug_struct("CcTracker").field("pids_seen", &seen).finish()
+        f.debug_struct("CcTracker")
+            .field("pids_seen", &seen)
+            .finish()
     }
 }
 

@@ -343,7 +343,11 @@ impl Demux {
         if section.first() != Some(&TABLE_PAT) {
             return;
         }
-        let crc = crc32(section.get(..section.len().saturating_sub(4)).unwrap_or_default());
+        let crc = crc32(
+            section
+                .get(..section.len().saturating_sub(4))
+                .unwrap_or_default(),
+        );
         if self.pat_crc == Some(crc) {
             return;
         }
@@ -388,7 +392,11 @@ impl Demux {
         if section.first() != Some(&TABLE_PMT) {
             return;
         }
-        let crc = crc32(section.get(..section.len().saturating_sub(4)).unwrap_or_default());
+        let crc = crc32(
+            section
+                .get(..section.len().saturating_sub(4))
+                .unwrap_or_default(),
+        );
         let previous = self.pmt_crcs.iter().position(|(p, _)| *p == pid);
         if let Some(i) = previous
             && self.pmt_crcs.get(i).map(|(_, c)| *c) == Some(crc)
@@ -575,7 +583,11 @@ impl EsState {
             self.current = None;
             return Ok(());
         }
-        self.scan(pid, payload.get(consumed_here..).unwrap_or_default(), handler);
+        self.scan(
+            pid,
+            payload.get(consumed_here..).unwrap_or_default(),
+            handler,
+        );
         Ok(())
     }
 
@@ -671,5 +683,252 @@ impl StreamDemux {
 
     pub fn resync_stats(&self) -> ResyncStats {
         self.resync.stats()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::ts::packet::PacketBuilder;
+    use crate::ts::pes::write_timestamp;
+    use crate::ts::psi::{PatEntry, PmtStream, packetize_section};
+    use crate::ts::types::Cc;
+
+    /// Records every callback as a line of text.
+    #[derive(Default)]
+    struct Log(Vec<String>);
+
+    impl DemuxHandler for Log {
+        fn on_pat(&mut self, index: u64, pat: &Pat, _: &[u8]) {
+            self.0.push(format!("{index} pat v{}", pat.version));
+        }
+        fn on_pmt(&mut self, index: u64, pid: Pid, pmt: &Pmt, _: &[u8]) {
+            self.0.push(format!(
+                "{index} pmt {pid} v{} n{}",
+                pmt.version,
+                pmt.streams.len()
+            ));
+        }
+        fn on_pes(&mut self, pes: &PesStart) {
+            let pts = pes.header.pts.map(Timestamp::ticks);
+            self.0
+                .push(format!("{} pes {} {pts:?}", pes.index, pes.pid));
+        }
+        fn on_access_unit(&mut self, au: &AccessUnit) {
+            self.0.push(format!(
+                "{} au {} {:?} damaged={}",
+                au.index, au.pid, au.info.picture, au.damaged
+            ));
+        }
+        fn on_error(&mut self, index: u64, error: &DemuxError) {
+            self.0.push(format!("{index} error {error}"));
+        }
+    }
+
+    struct Mux {
+        packets: Vec<[u8; PACKET_SIZE]>,
+        cc: [Cc; 0x2000],
+    }
+
+    impl Mux {
+        fn new() -> Mux {
+            Mux {
+                packets: Vec::new(),
+                cc: [Cc::default(); 0x2000],
+            }
+        }
+
+        fn psi(&mut self, pid: u16, section: &[u8]) {
+            let mut cc = self.cc[usize::from(pid)];
+            self.packets
+                .extend(packetize_section(Pid::new(pid), section, &mut cc));
+            self.cc[usize::from(pid)] = cc;
+        }
+
+        fn pat(&mut self, version: u8) {
+            let pat = Pat {
+                transport_stream_id: 1,
+                version,
+                entries: vec![PatEntry {
+                    program_number: 1,
+                    pid: Pid::new(0x1000),
+                }],
+            };
+            self.psi(0, &pat.to_section());
+        }
+
+        fn pmt(&mut self, version: u8, streams: &[(u8, u16)]) {
+            let pmt = Pmt {
+                program_number: 1,
+                version,
+                pcr_pid: Pid::new(0x100),
+                descriptors: vec![],
+                streams: streams
+                    .iter()
+                    .map(|&(stream_type, pid)| PmtStream {
+                        stream_type,
+                        pid: Pid::new(pid),
+                        descriptors: vec![],
+                    })
+                    .collect(),
+            };
+            self.psi(0x1000, &pmt.to_section());
+        }
+
+        /// A PES packet split into TS packets whose payload sizes are
+        /// `first` for the first packet and full after that.
+        fn pes(&mut self, pid: u16, pts: u64, es: &[u8], first: usize) {
+            let mut pes = vec![0, 0, 1, 0xE0, 0, 0, 0x80, 0x80, 5];
+            pes.extend_from_slice(&write_timestamp(2, Timestamp::new(pts)));
+            pes.extend_from_slice(es);
+            let mut rest: &[u8] = &pes;
+            let mut start = true;
+            while !rest.is_empty() {
+                let mut b = PacketBuilder::new(Pid::new(pid));
+                b.pusi = start;
+                b.cc = self.cc[usize::from(pid)];
+                self.cc[usize::from(pid)] = b.cc.next();
+                let take = if start {
+                    first.min(rest.len())
+                } else {
+                    rest.len()
+                };
+                let mut out = [0u8; PACKET_SIZE];
+                let n = b.build(&rest[..take], &mut out);
+                self.packets.push(out);
+                rest = &rest[n..];
+                start = false;
+            }
+        }
+
+        fn run(&self) -> (Demux, Vec<String>) {
+            let mut demux = Demux::new();
+            let mut log = Log::default();
+            for p in &self.packets {
+                demux.push_packet(p, &mut log);
+            }
+            demux.finish(&mut log);
+            (demux, log.0)
+        }
+    }
+
+    const IDR: &[u8] = &[
+        0, 0, 0, 1, 0x09, 0xF0, 0, 0, 1, 0x67, 1, 0, 0, 1, 0x68, 2, 0, 0, 1, 0x65, 0x88,
+    ];
+    const P_SLICE: &[u8] = &[0, 0, 0, 1, 0x09, 0x30, 0, 0, 1, 0x41, 0x9A];
+
+    #[test]
+    fn pes_header_split_across_packets() {
+        let mut m = Mux::new();
+        m.pat(0);
+        m.pmt(0, &[(0x1B, 0x100)]);
+        // Only 5 bytes of the 14-byte PES header in the first packet.
+        m.pes(0x100, 900_000, IDR, 5);
+        m.pes(0x100, 903_600, P_SLICE, 184);
+        let (demux, log) = m.run();
+        assert_eq!(
+            log,
+            vec![
+                "0 pat v0",
+                "1 pmt 0x1000 v0 n1",
+                "2 pes 0x0100 Some(900000)",
+                "2 au 0x0100 Idr damaged=false",
+                "4 pes 0x0100 Some(903600)",
+                "4 au 0x0100 NonIrap damaged=false",
+            ]
+        );
+        assert_eq!(demux.stats().cc_errors, 0);
+    }
+
+    #[test]
+    fn start_code_split_across_packets() {
+        // The IDR's start code straddles the packet boundary at every offset.
+        for first in 9 + 5 + 1..9 + 5 + IDR.len() {
+            let mut m = Mux::new();
+            m.pat(0);
+            m.pmt(0, &[(0x1B, 0x100)]);
+            m.pes(0x100, 0, IDR, first);
+            let (_, log) = m.run();
+            assert!(
+                log.contains(&"2 au 0x0100 Idr damaged=false".to_owned()),
+                "{first}: {log:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn pmt_change_retires_and_adds_streams() {
+        let mut m = Mux::new();
+        m.pat(0);
+        m.pmt(0, &[(0x1B, 0x100), (0x0F, 0x101)]);
+        m.pes(0x101, 100, &[0xFF, 0xF1], 184);
+        m.pmt(1, &[(0x1B, 0x100), (0x0F, 0x102)]);
+        m.pes(0x101, 200, &[0xFF, 0xF1], 184);
+        m.pes(0x102, 300, &[0xFF, 0xF1], 184);
+        // Repeating the same PMT is not a change.
+        m.pmt(1, &[(0x1B, 0x100), (0x0F, 0x102)]);
+        let (demux, log) = m.run();
+        assert!(log.contains(&"3 pmt 0x1000 v1 n2".to_owned()), "{log:?}");
+        assert!(
+            !log.iter().any(|l| l.contains("pes 0x0101 Some(200)")),
+            "{log:?}"
+        );
+        assert!(
+            log.contains(&"5 pes 0x0102 Some(300)".to_owned()),
+            "{log:?}"
+        );
+        assert_eq!(demux.stats().psi_changes, 1);
+        assert_eq!(demux.pmts().count(), 1);
+    }
+
+    #[test]
+    fn lost_packet_marks_access_unit_damaged() {
+        let mut m = Mux::new();
+        m.pat(0);
+        m.pmt(0, &[(0x1B, 0x100)]);
+        // An access unit whose first VCL NAL is in its third packet.
+        let mut es = vec![0, 0, 0, 1, 0x06, 5];
+        es.extend(std::iter::repeat_n(0x80, 400));
+        es.extend_from_slice(&[0, 0, 1, 0x65, 0x88]);
+        m.pes(0x100, 0, &es, 184);
+        m.packets.remove(3);
+        let (demux, log) = m.run();
+        assert_eq!(demux.stats().cc_errors, 1);
+        assert!(
+            log.contains(&"2 au 0x0100 Idr damaged=true".to_owned()),
+            "{log:?}"
+        );
+    }
+
+    #[test]
+    fn transport_error_packets_are_counted_and_ignored() {
+        let mut m = Mux::new();
+        m.pat(0);
+        m.pmt(0, &[(0x1B, 0x100)]);
+        m.pes(0x100, 0, IDR, 184);
+        m.packets[2][1] |= 0x80;
+        let (demux, log) = m.run();
+        assert_eq!(demux.stats().transport_errors, 1);
+        assert!(!log.iter().any(|l| l.contains("pes")), "{log:?}");
+    }
+
+    #[test]
+    fn bad_pes_start_is_an_error_not_a_frame() {
+        let mut m = Mux::new();
+        m.pat(0);
+        m.pmt(0, &[(0x1B, 0x100)]);
+        m.pes(0x100, 0, IDR, 184);
+        // Break the start code.
+        let at = TsPacket::new(&m.packets[2]).unwrap().payload_offset();
+        m.packets[2][at + 2] = 7;
+        let (demux, log) = m.run();
+        assert_eq!(demux.stats().pes_errors, 1);
+        assert!(
+            log.iter()
+                .any(|l| l.starts_with("2 error PID 0x0100: PES does not start")),
+            "{log:?}"
+        );
+        assert!(!log.iter().any(|l| l.contains(" au ")), "{log:?}");
     }
 }

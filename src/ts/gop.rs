@@ -94,7 +94,10 @@ impl GopIndexer {
             ProgramSelector::Number(n) => n == program_number,
             ProgramSelector::FirstWithVideo => {
                 pmt.video().is_some()
-                    && self.program.as_ref().is_none_or(|p| p.number == program_number)
+                    && self
+                        .program
+                        .as_ref()
+                        .is_none_or(|p| p.number == program_number)
             }
         }
     }
@@ -157,5 +160,86 @@ impl DemuxHandler for GopIndexer {
             pat: pat.clone(),
             pmt: program.pmt.clone(),
         });
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::probe::Prober;
+    use crate::ts::demux::StreamDemux;
+
+    fn splice_points(capture: &[u8]) -> (Vec<SplicePoint>, Vec<[u8; PACKET_SIZE]>) {
+        let mut stream = StreamDemux::new();
+        let mut indexer = GopIndexer::new(ProgramSelector::FirstWithVideo);
+        let mut packets = Vec::new();
+        stream.resync.push(capture, |p, _| packets.push(*p));
+        for p in &packets {
+            stream.demux.push_packet(p, &mut indexer);
+        }
+        stream.demux.finish(&mut indexer);
+        let mut points = Vec::new();
+        while let Some(p) = indexer.poll() {
+            points.push(p);
+        }
+        (points, packets)
+    }
+
+    #[test]
+    fn every_idr_of_a_closed_gop_stream_is_a_splice_point_that_decodes() {
+        let capture = include_bytes!("../../testdata/h264_aac_closed_gop.ts");
+        let (points, packets) = splice_points(capture);
+        let pts: Vec<u64> = points.iter().map(|p| p.pts.unwrap().ticks()).collect();
+        assert_eq!(pts, vec![133_200, 223_200, 313_200, 403_200]);
+        for point in &points {
+            // What a consumer joining here gets: PAT, PMT, then the stream.
+            let (mut pat_cc, mut pmt_cc) = (Cc::new(0), Cc::new(0));
+            let mut joined: Vec<u8> = point.psi_packets(&mut pat_cc, &mut pmt_cc).concat();
+            for p in &packets[point.index as usize..] {
+                joined.extend_from_slice(p);
+            }
+            let mut prober = Prober::new();
+            prober.push(&joined);
+            let report = prober.finish().unwrap();
+            let video = report.video.unwrap();
+            assert_eq!(video.frames_before_first_idr, 0);
+            assert_eq!(video.idr_pts.first(), point.pts.map(|p| p.ticks()).as_ref());
+            assert_eq!(video.pts_backwards, 0);
+            let video_cc = report
+                .pids
+                .iter()
+                .find(|p| p.pid == 0x100)
+                .unwrap()
+                .cc_errors;
+            assert_eq!(video_cc, 0);
+        }
+    }
+
+    #[test]
+    fn cra_and_open_gop_and_intra_refresh_are_not_splice_points() {
+        for capture in [
+            &include_bytes!("../../testdata/hevc_open_gop_cra.ts")[..],
+            &include_bytes!("../../testdata/h264_open_gop.ts")[..],
+            &include_bytes!("../../testdata/h264_intra_refresh.ts")[..],
+        ] {
+            let (points, _) = splice_points(capture);
+            assert_eq!(points.len(), 1, "only the first IDR");
+        }
+    }
+
+    #[test]
+    fn selects_the_requested_program() {
+        let capture = include_bytes!("../../testdata/two_programs.ts");
+        let mut stream = StreamDemux::new();
+        let mut indexer = GopIndexer::new(ProgramSelector::Number(2));
+        stream.push(capture, &mut indexer);
+        stream.finish(&mut indexer);
+        assert_eq!(indexer.video_pid(), Some(Pid::new(0x102)));
+        let first = indexer.poll().unwrap();
+        assert_eq!(
+            (first.pmt_pid, first.video_pid),
+            (Pid::new(0x1001), Pid::new(0x102))
+        );
     }
 }

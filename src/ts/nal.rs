@@ -121,7 +121,10 @@ impl NalScanner {
         }
         if self.header_next {
             self.header_next = false;
-            if let Some(info) = bytes.first().and_then(|&h| self.nal(h, bytes.get(1).copied())) {
+            if let Some(info) = bytes
+                .first()
+                .and_then(|&h| self.nal(h, bytes.get(1).copied()))
+            {
                 return Some(info);
             }
         }
@@ -337,7 +340,10 @@ mod tests {
     #[test]
     fn no_vcl_is_no_picture() {
         let au = annexb(&[AUD, SPS_264]);
-        assert_eq!(classify(VideoCodec::H264, &au, 3).picture, PictureKind::NoPicture);
+        assert_eq!(
+            classify(VideoCodec::H264, &au, 3).picture,
+            PictureKind::NoPicture
+        );
     }
 
     #[test]

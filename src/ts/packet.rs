@@ -255,7 +255,11 @@ impl<'a> AdaptationField<'a> {
         let need = |at: &mut usize, n: usize| -> Result<usize, usize> {
             let start = *at;
             *at += n;
-            if *at > bytes.len() { Err(*at) } else { Ok(start) }
+            if *at > bytes.len() {
+                Err(*at)
+            } else {
+                Ok(start)
+            }
         };
         if flags & FLAG_PCR != 0 {
             layout.pcr = Some(need(&mut at, 6)?);
@@ -407,9 +411,15 @@ impl PacketBuilder {
     )]
     pub fn build(&self, payload: &[u8], out: &mut [u8; PACKET_SIZE]) -> usize {
         let mut af = Vec::with_capacity(8);
-        let flags = if self.discontinuity { FLAG_DISCONTINUITY } else { 0 }
-            | if self.random_access { FLAG_RANDOM_ACCESS } else { 0 }
-            | if self.pcr.is_some() { FLAG_PCR } else { 0 };
+        let flags = if self.discontinuity {
+            FLAG_DISCONTINUITY
+        } else {
+            0
+        } | if self.random_access {
+            FLAG_RANDOM_ACCESS
+        } else {
+            0
+        } | if self.pcr.is_some() { FLAG_PCR } else { 0 };
         if flags != 0 {
             af.push(flags);
         }

@@ -29,7 +29,9 @@ pub enum PesError {
     NoStartCode { pid: Pid, got: [u8; 3] },
     #[error("PID {pid}: PES header flags byte {flags:#04x} lacks the '10' marker")]
     BadMarker { pid: Pid, flags: u8 },
-    #[error("PID {pid}: PES_header_data_length {declared} is too short for its flags (needs {needed})")]
+    #[error(
+        "PID {pid}: PES_header_data_length {declared} is too short for its flags (needs {needed})"
+    )]
     HeaderTooShort {
         pid: Pid,
         declared: u8,
@@ -55,7 +57,10 @@ impl PesHeader {
     /// exceptions: program_stream_map, padding, private_stream_2, ECM, EMM,
     /// program_stream_directory, DSMCC, H.222.1 type E).
     pub fn has_optional_header(stream_id: u8) -> bool {
-        !matches!(stream_id, 0xBC | 0xBE | 0xBF | 0xF0 | 0xF1 | 0xF2 | 0xF8 | 0xFF)
+        !matches!(
+            stream_id,
+            0xBC | 0xBE | 0xBF | 0xF0 | 0xF1 | 0xF2 | 0xF8 | 0xFF
+        )
     }
 
     /// Parses a header from the start of a PES packet. `Ok(None)` means more
@@ -168,7 +173,11 @@ mod tests {
         let (flags, data): (u8, Vec<u8>) = match (pts, dts) {
             (Some(p), Some(d)) => (
                 0xC0,
-                [write_timestamp(3, Timestamp::new(p)), write_timestamp(1, Timestamp::new(d))].concat(),
+                [
+                    write_timestamp(3, Timestamp::new(p)),
+                    write_timestamp(1, Timestamp::new(d)),
+                ]
+                .concat(),
             ),
             (Some(p), None) => (0x80, write_timestamp(2, Timestamp::new(p)).to_vec()),
             _ => (0, vec![]),
@@ -194,7 +203,11 @@ mod tests {
     fn incomplete_header_asks_for_more() {
         let h = header(Some(5), None);
         for cut in 0..h.len() {
-            assert_eq!(PesHeader::parse(Pid::new(1), &h[..cut]), Ok(None), "cut {cut}");
+            assert_eq!(
+                PesHeader::parse(Pid::new(1), &h[..cut]),
+                Ok(None),
+                "cut {cut}"
+            );
         }
         assert!(PesHeader::parse(Pid::new(1), &h).unwrap().is_some());
     }
@@ -221,7 +234,9 @@ mod tests {
 
     #[test]
     fn padding_stream_has_no_optional_header() {
-        let parsed = PesHeader::parse(Pid::new(1), &[0, 0, 1, 0xBE, 0, 10]).unwrap().unwrap();
+        let parsed = PesHeader::parse(Pid::new(1), &[0, 0, 1, 0xBE, 0, 10])
+            .unwrap()
+            .unwrap();
         assert_eq!(parsed.header_len, 6);
         assert_eq!(parsed.pts, None);
     }

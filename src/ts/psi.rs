@@ -44,6 +44,10 @@ pub enum PsiError {
     Malformed { table: &'static str, reason: String },
 }
 
+#[allow(
+    clippy::indexing_slicing,
+    reason = "const fn over a fixed 256-entry table, i < 256"
+)]
 const fn crc_table() -> [u32; 256] {
     let mut table = [0u32; 256];
     let mut i = 0;
@@ -225,8 +229,17 @@ impl SectionHeader {
             table: "section",
             reason: reason.to_owned(),
         };
-        let [table_id, b1, _, ext_hi, ext_lo, b5, section_number, last_section_number, ..] =
-            *section
+        let [
+            table_id,
+            b1,
+            _,
+            ext_hi,
+            ext_lo,
+            b5,
+            section_number,
+            last_section_number,
+            ..,
+        ] = *section
         else {
             return Err(malformed("shorter than the 8-byte long-form header"));
         };
@@ -373,7 +386,10 @@ impl Pmt {
             };
             let len = usize::from(len_hi & 0x0F) << 8 | usize::from(*len_lo);
             let (desc, next) = tail.split_at_checked(len).ok_or_else(|| {
-                malformed(format!("ES_info_length {len} exceeds the {} bytes left", tail.len()))
+                malformed(format!(
+                    "ES_info_length {len} exceeds the {} bytes left",
+                    tail.len()
+                ))
             })?;
             streams.push(PmtStream {
                 stream_type: *stream_type,
@@ -597,7 +613,10 @@ mod tests {
         }
     }
 
-    fn collect(asm: &mut SectionAssembler, packets: &[[u8; PACKET_SIZE]]) -> Vec<Result<Vec<u8>, PsiError>> {
+    fn collect(
+        asm: &mut SectionAssembler,
+        packets: &[[u8; PACKET_SIZE]],
+    ) -> Vec<Result<Vec<u8>, PsiError>> {
         let mut out = Vec::new();
         for p in packets {
             let p = TsPacket::new(p).unwrap();
@@ -611,11 +630,20 @@ mod tests {
     #[test]
     fn crc_of_known_pat() {
         // PAT from an ffmpeg mux: program 1 → PMT PID 0x1000.
-        let pat = [0x00, 0xB0, 0x0D, 0x00, 0x01, 0xC1, 0x00, 0x00, 0x00, 0x01, 0xF0, 0x00, 0x2A, 0xB1, 0x04, 0xB2];
+        let pat = [
+            0x00, 0xB0, 0x0D, 0x00, 0x01, 0xC1, 0x00, 0x00, 0x00, 0x01, 0xF0, 0x00, 0x2A, 0xB1,
+            0x04, 0xB2,
+        ];
         assert_eq!(crc32(&pat), 0);
         let parsed = Pat::parse(&pat).unwrap();
         assert_eq!(parsed.transport_stream_id, 1);
-        assert_eq!(parsed.entries, vec![PatEntry { program_number: 1, pid: Pid::new(0x1000) }]);
+        assert_eq!(
+            parsed.entries,
+            vec![PatEntry {
+                program_number: 1,
+                pid: Pid::new(0x1000)
+            }]
+        );
         assert_eq!(parsed.to_section(), pat);
     }
 
@@ -644,8 +672,24 @@ mod tests {
 
     #[test]
     fn several_sections_in_one_packet_and_pointer_field() {
-        let a = Pat { transport_stream_id: 1, version: 0, entries: vec![PatEntry { program_number: 1, pid: Pid::new(0x100) }] }.to_section();
-        let b = Pat { transport_stream_id: 1, version: 1, entries: vec![PatEntry { program_number: 2, pid: Pid::new(0x200) }] }.to_section();
+        let a = Pat {
+            transport_stream_id: 1,
+            version: 0,
+            entries: vec![PatEntry {
+                program_number: 1,
+                pid: Pid::new(0x100),
+            }],
+        }
+        .to_section();
+        let b = Pat {
+            transport_stream_id: 1,
+            version: 1,
+            entries: vec![PatEntry {
+                program_number: 2,
+                pid: Pid::new(0x200),
+            }],
+        }
+        .to_section();
         // Packet 1: start of a long section X that ends in packet 2; packet 2:
         // pointer_field covers the tail of X, then sections a and b follow.
         let mut pmt = sample_pmt();
@@ -682,7 +726,13 @@ mod tests {
         let packets = packetize_section(Pid::new(0x1000), &section, &mut cc);
         let mut asm = SectionAssembler::new(Pid::new(0x1000));
         let got = collect(&mut asm, &packets);
-        assert_eq!(got, vec![Err(PsiError::Crc { pid: Pid::new(0x1000), table_id: 2 })]);
+        assert_eq!(
+            got,
+            vec![Err(PsiError::Crc {
+                pid: Pid::new(0x1000),
+                table_id: 2
+            })]
+        );
     }
 
     #[test]
@@ -694,7 +744,10 @@ mod tests {
         let len = pmt.len();
         let crc = crc32(&pmt[..len - 4]);
         pmt[len - 4..].copy_from_slice(&crc.to_be_bytes());
-        assert!(matches!(Pmt::parse(&pmt), Err(PsiError::Malformed { table: "PMT", .. })));
+        assert!(matches!(
+            Pmt::parse(&pmt),
+            Err(PsiError::Malformed { table: "PMT", .. })
+        ));
     }
 
     proptest! {

@@ -119,7 +119,7 @@ impl Resync {
             // sync byte, if that is at least two of them, or if the data is
             // exactly whole packets from its first byte (a lone packet). A
             // stray 0x47 in other data is not a packet.
-            let whole = pending.len() % PACKET_SIZE == 0;
+            let whole = pending.len().is_multiple_of(PACKET_SIZE);
             at = memchr_iter(SYNC_BYTE, &pending)
                 .find(|&p| {
                     let syncs: Vec<bool> = (p..pending.len())
@@ -253,7 +253,10 @@ impl Resync {
                 self.stats.bytes_skipped += 1;
                 return self.hunt_chunk(chunk, pos + 1, emit);
             }
-            if chunk.get(pos + PACKET_SIZE).is_some_and(|&b| b != SYNC_BYTE) {
+            if chunk
+                .get(pos + PACKET_SIZE)
+                .is_some_and(|&b| b != SYNC_BYTE)
+            {
                 // Either garbage follows this packet, or this "packet" is cut
                 // short (or is garbage that happens to start with 0x47). The
                 // next confirmed sync tells which: if it starts inside this
@@ -304,7 +307,8 @@ fn find_sync(data: &[u8], from: usize) -> Hunt {
     let tail = data.get(from..).unwrap_or_default();
     for candidate in memchr_iter(SYNC_BYTE, tail) {
         let at = from + candidate;
-        let confirmed = (1..CONFIRM_SYNCS).all(|k| data.get(at + k * PACKET_SIZE) == Some(&SYNC_BYTE));
+        let confirmed =
+            (1..CONFIRM_SYNCS).all(|k| data.get(at + k * PACKET_SIZE) == Some(&SYNC_BYTE));
         if confirmed {
             return Hunt::Locked(at);
         }
@@ -340,7 +344,11 @@ mod tests {
             for (j, b) in p.iter_mut().enumerate().skip(4) {
                 // One 0x47 per packet, at an offset that differs from the
                 // neighbours' so it never lines up 188 bytes apart.
-                *b = if j == 4 + (i * 37) % 180 { 0x47 } else { (j * 7 + i) as u8 | 1 };
+                *b = if j == 4 + (i * 37) % 180 {
+                    0x47
+                } else {
+                    (j * 7 + i) as u8 | 1
+                };
             }
             out.extend_from_slice(&p);
         }
@@ -354,7 +362,9 @@ mod tests {
     fn indices(r: &mut Resync, chunks: &[&[u8]]) -> Vec<usize> {
         let mut got = Vec::new();
         for c in chunks {
-            r.push(c, |p, _| got.push(usize::from(p[1]) << 8 | usize::from(p[2])));
+            r.push(c, |p, _| {
+                got.push(usize::from(p[1]) << 8 | usize::from(p[2]))
+            });
         }
         r.finish(|p, _| got.push(usize::from(p[1]) << 8 | usize::from(p[2])));
         got
@@ -378,7 +388,11 @@ mod tests {
         for split in [1, 2, 100, 187, 188, 189, 500, 1000] {
             let mut r = Resync::new();
             let chunks: Vec<&[u8]> = s.chunks(split).collect();
-            assert_eq!(indices(&mut r, &chunks), (0..20).collect::<Vec<_>>(), "split {split}");
+            assert_eq!(
+                indices(&mut r, &chunks),
+                (0..20).collect::<Vec<_>>(),
+                "split {split}"
+            );
             assert_eq!(r.stats().sync_losses, 0);
             assert_eq!(r.stats().bytes_skipped, 0);
         }

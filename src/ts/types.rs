@@ -158,7 +158,11 @@ impl Pcr {
         if diff < 0 {
             diff += m;
         }
-        if diff >= m / 2 { (diff - m) as i64 } else { diff as i64 }
+        if diff >= m / 2 {
+            (diff - m) as i64
+        } else {
+            diff as i64
+        }
     }
 }
 

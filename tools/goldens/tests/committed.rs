@@ -13,7 +13,10 @@ fn committed_goldens_match_ffprobe_now() {
         .filter(|p| p.extension().is_some_and(|x| x == "ts"))
         .collect();
     captures.sort();
-    assert!(captures.len() >= 11, "expected the 11 captures, found {captures:?}");
+    assert!(
+        captures.len() >= 11,
+        "expected the 11 captures, found {captures:?}"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_goldens"))
         .arg("--check")
         .args(&captures)
