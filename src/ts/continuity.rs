@@ -63,6 +63,7 @@ impl CcTracker {
         CcTracker::default()
     }
 
+    #[inline]
     pub fn check(&mut self, packet: &TsPacket<'_>) -> Continuity {
         let pid = packet.pid();
         if pid == Pid::NULL || !packet.has_payload() {

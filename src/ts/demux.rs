@@ -12,6 +12,8 @@
 //! start; the report carries the index of the packet where the PES started,
 //! which is where a decoder must begin.
 
+use std::ops::Range;
+
 use bytes::Bytes;
 
 use super::continuity::{CcTracker, Continuity};
@@ -20,7 +22,7 @@ use super::packet::{PACKET_SIZE, PacketError, TsPacket};
 use super::pes::{MAX_HEADER, PesError, PesHeader};
 use super::psi::{Codec, Pat, Pmt, PsiError, SectionAssembler, TABLE_PAT, TABLE_PMT, crc32};
 use super::resync::{Origin, Resync, ResyncStats};
-use super::types::{Pcr, Pid, Timestamp};
+use super::types::{Cc, Pcr, Pid, Timestamp};
 
 /// Something wrong in the stream; the demux counts it and carries on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,7 +105,13 @@ pub struct DemuxStats {
 }
 
 /// What the demux knows about one PID.
+///
+/// `repr(u8)` gives the enum a tag byte of its own, written only when a
+/// PID's role changes. Without it the tag is a niche in `EsState`'s fields,
+/// which the previous packet of the PID has usually just written with a
+/// narrower store, and reading it back stalls on store forwarding.
 #[derive(Debug)]
+#[repr(u8)]
 enum PidRole {
     Pat(SectionAssembler),
     Pmt(SectionAssembler),
@@ -151,6 +159,8 @@ pub struct Demux {
     pmt_crcs: Vec<(Pid, u32)>,
     pat: Option<Pat>,
     pmts: Vec<(Pid, Pmt)>,
+    /// Reused for the sections of each PSI packet.
+    sections: SectionBuffer,
 }
 
 impl Default for Demux {
@@ -166,6 +176,7 @@ impl Default for Demux {
             pmt_crcs: Vec::new(),
             pat: None,
             pmts: Vec::new(),
+            sections: SectionBuffer::default(),
         };
         demux.track(Pid::PAT, PidRole::Pat(SectionAssembler::new(Pid::PAT)));
         demux
@@ -227,23 +238,24 @@ impl Demux {
         }
     }
 
+    #[inline]
     fn role_mut(&mut self, pid: Pid) -> Option<&mut PidRole> {
-        let slot = usize::from(*self.slots.get(pid.index())?);
-        self.roles.get_mut(slot.checked_sub(1)?).map(|(_, r)| r)
+        role_in(&self.slots, &mut self.roles, pid)
     }
 
     /// Feeds one 188-byte packet.
+    ///
+    /// This is the per-packet hot path: the common case (an elementary
+    /// stream packet in order) stays here, and everything rarer — errors,
+    /// PSI, PES starts — is out of line, which keeps this function's frame
+    /// and register use small.
     pub fn push_packet<H: DemuxHandler>(&mut self, bytes: &[u8; PACKET_SIZE], handler: &mut H) {
         let index = self.next_index;
         self.next_index += 1;
         self.stats.packets += 1;
         let packet = match TsPacket::from_array(bytes) {
             Ok(p) => p,
-            Err(e) => {
-                self.stats.malformed_packets += 1;
-                handler.on_error(index, &DemuxError::Packet(e));
-                return;
-            }
+            Err(e) => return self.malformed(index, e, handler),
         };
         let pid = packet.pid();
         if let Some(c) = self.counters.get_mut(pid.index()) {
@@ -261,22 +273,9 @@ impl Demux {
         }
         let continuity = self.cc.check(&packet);
         if let Continuity::Error { expected, got } = continuity {
-            self.stats.cc_errors += 1;
-            if let Some(c) = self.counters.get_mut(pid.index()) {
-                c.cc_errors += 1;
-            }
-            handler.on_error(
-                index,
-                &DemuxError::Continuity {
-                    pid,
-                    expected: expected.value(),
-                    got: got.value(),
-                },
-            );
+            self.cc_error(index, pid, expected, got, handler);
         }
-        if let Some(af) = packet.adaptation_field()
-            && let Some(pcr) = af.pcr()
-        {
+        if let Some(pcr) = packet.pcr() {
             handler.on_pcr(index, pid, pcr);
         }
         if continuity == Continuity::Duplicate {
@@ -290,35 +289,102 @@ impl Demux {
             return;
         }
         let lost = continuity.is_error();
-        let Some(role) = self.role_mut(pid) else {
-            return;
-        };
-        match role {
-            PidRole::Pat(asm) => {
-                let sections = collect_sections(asm, &packet, lost);
-                for s in sections {
-                    match s {
-                        Ok(section) => self.handle_pat(index, &section, handler),
-                        Err(e) => self.psi_error(index, e, handler),
-                    }
-                }
-            }
-            PidRole::Pmt(asm) => {
-                let sections = collect_sections(asm, &packet, lost);
-                for s in sections {
-                    match s {
-                        Ok(section) => self.handle_pmt(index, pid, &section, handler),
-                        Err(e) => self.psi_error(index, e, handler),
-                    }
-                }
-            }
-            PidRole::Es(es) => {
+        match self.role_mut(pid) {
+            Some(PidRole::Es(es)) => {
                 if let Err(e) = es.push(pid, index, &packet, lost, handler) {
-                    self.stats.pes_errors += 1;
-                    handler.on_error(index, &DemuxError::Pes(e));
+                    self.pes_error(index, e, handler);
                 }
+            }
+            Some(PidRole::Pat(_) | PidRole::Pmt(_)) => {
+                self.push_psi(index, pid, &packet, lost, handler);
+            }
+            None => {}
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn malformed<H: DemuxHandler>(&mut self, index: u64, e: PacketError, handler: &mut H) {
+        self.stats.malformed_packets += 1;
+        handler.on_error(index, &DemuxError::Packet(e));
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn cc_error<H: DemuxHandler>(
+        &mut self,
+        index: u64,
+        pid: Pid,
+        expected: Cc,
+        got: Cc,
+        handler: &mut H,
+    ) {
+        self.stats.cc_errors += 1;
+        if let Some(c) = self.counters.get_mut(pid.index()) {
+            c.cc_errors += 1;
+        }
+        handler.on_error(
+            index,
+            &DemuxError::Continuity {
+                pid,
+                expected: expected.value(),
+                got: got.value(),
+            },
+        );
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn pes_error<H: DemuxHandler>(&mut self, index: u64, e: PesError, handler: &mut H) {
+        self.stats.pes_errors += 1;
+        handler.on_error(index, &DemuxError::Pes(e));
+    }
+
+    /// A packet on a PAT or PMT PID.
+    #[inline(never)]
+    fn push_psi<H: DemuxHandler>(
+        &mut self,
+        index: u64,
+        pid: Pid,
+        packet: &TsPacket<'_>,
+        lost: bool,
+        handler: &mut H,
+    ) {
+        // Borrows only `roles`, so `sections` and the CRCs stay usable.
+        let (asm, table, known) = match role_in(&self.slots, &mut self.roles, pid) {
+            Some(PidRole::Pat(asm)) => (asm, TABLE_PAT, self.pat_crc),
+            Some(PidRole::Pmt(asm)) => {
+                let known = self.pmt_crcs.iter().find(|(p, _)| *p == pid);
+                (asm, TABLE_PMT, known.map(|(_, crc)| *crc))
+            }
+            Some(PidRole::Es(_)) | None => return,
+        };
+        // The usual PSI packet repeats the current table: nothing to do
+        // (see `SectionBuffer::collect` for when a section is ignored).
+        if let Some(section) = asm.repeated(packet.payload_unit_start(), packet.payload())
+            && (section.first() != Some(&table) || known == Some(section_crc(section)))
+        {
+            return;
+        }
+        self.sections.collect(asm, packet, lost, table, known);
+        if self.sections.ranges.is_empty() {
+            return;
+        }
+        let mut found = std::mem::take(&mut self.sections);
+        for s in found.ranges.drain(..) {
+            match s {
+                Ok(r) => {
+                    let section = found.bytes.get(r).unwrap_or_default();
+                    if table == TABLE_PAT {
+                        self.handle_pat(index, section, handler);
+                    } else {
+                        self.handle_pmt(index, pid, section, handler);
+                    }
+                }
+                Err(e) => self.psi_error(index, e, handler),
             }
         }
+        self.sections = found;
     }
 
     /// Ends the stream: reports access units still waiting for their end.
@@ -343,11 +409,7 @@ impl Demux {
         if section.first() != Some(&TABLE_PAT) {
             return;
         }
-        let crc = crc32(
-            section
-                .get(..section.len().saturating_sub(4))
-                .unwrap_or_default(),
-        );
+        let crc = section_crc(section);
         if self.pat_crc == Some(crc) {
             return;
         }
@@ -392,11 +454,7 @@ impl Demux {
         if section.first() != Some(&TABLE_PMT) {
             return;
         }
-        let crc = crc32(
-            section
-                .get(..section.len().saturating_sub(4))
-                .unwrap_or_default(),
-        );
+        let crc = section_crc(section);
         let previous = self.pmt_crcs.iter().position(|(p, _)| *p == pid);
         if let Some(i) = previous
             && self.pmt_crcs.get(i).map(|(_, c)| *c) == Some(crc)
@@ -462,21 +520,82 @@ impl Demux {
     }
 }
 
-/// Runs a PSI packet through its assembler, copying out complete sections
-/// (PSI is rare; this keeps the borrow of the assembler short).
-fn collect_sections(
-    asm: &mut SectionAssembler,
-    packet: &TsPacket<'_>,
-    lost: bool,
-) -> Vec<Result<Vec<u8>, PsiError>> {
-    if lost {
-        asm.reset();
+#[inline]
+fn role_in<'a>(
+    slots: &[u16; Pid::COUNT],
+    roles: &'a mut [(Pid, PidRole)],
+    pid: Pid,
+) -> Option<&'a mut PidRole> {
+    let slot = usize::from(*slots.get(pid.index())?);
+    roles.get_mut(slot.checked_sub(1)?).map(|(_, r)| r)
+}
+
+/// The sections of one PSI packet that need handling, copied out of its
+/// assembler so that the borrow of the assembler ends before they are
+/// handled. PAT and PMT repeat several times a second, so the buffers are
+/// kept and reused rather than allocated per packet, and a repeat is not
+/// copied at all.
+#[derive(Debug, Default)]
+struct SectionBuffer {
+    bytes: Vec<u8>,
+    /// Each section's bytes in `bytes`, or the assembler's error, in order.
+    ranges: Vec<Result<Range<usize>, PsiError>>,
+}
+
+impl SectionBuffer {
+    /// `table` is the PID's table id and `known` the CRC of its current
+    /// table (see [`section_crc`]).
+    fn collect(
+        &mut self,
+        asm: &mut SectionAssembler,
+        packet: &TsPacket<'_>,
+        lost: bool,
+        table: u8,
+        known: Option<u32>,
+    ) {
+        if lost {
+            asm.reset();
+        }
+        self.bytes.clear();
+        self.ranges.clear();
+        asm.push(packet.payload_unit_start(), packet.payload(), |r| {
+            // `handle_pat`/`handle_pmt` return at once, changing nothing,
+            // for another table id or an unchanged table: such a section
+            // can be left out, unless a section kept before it in this
+            // packet might change the table and so the outcome.
+            if let Ok(section) = &r
+                && self.ranges.is_empty()
+                && (section.first() != Some(&table) || known == Some(section_crc(section)))
+            {
+                return;
+            }
+            let entry = r.map(|section| {
+                let start = self.bytes.len();
+                self.bytes.extend_from_slice(section);
+                start..self.bytes.len()
+            });
+            self.ranges.push(entry);
+        });
     }
-    let mut out = Vec::new();
-    asm.push(packet.payload_unit_start(), packet.payload(), |r| {
-        out.push(r.map(<[u8]>::to_vec));
-    });
-    out
+}
+
+/// The CRC of a section without its last 4 bytes, used to notice changes.
+///
+/// A long-form section has passed the assembler's CRC check (the CRC of the
+/// whole section is zero). With this CRC (Annex A: no reflection, no final
+/// XOR) that holds exactly when the trailing `CRC_32` field equals the CRC
+/// of the bytes before it, so the field is read instead of computing the
+/// CRC a second time. Short-form sections carry no CRC and are hashed.
+fn section_crc(section: &[u8]) -> u32 {
+    let long_form = section.get(1).is_some_and(|b| b & 0x80 != 0);
+    match section.last_chunk::<4>() {
+        Some(field) if long_form => u32::from_be_bytes(*field),
+        _ => crc32(
+            section
+                .get(..section.len().saturating_sub(4))
+                .unwrap_or_default(),
+        ),
+    }
 }
 
 impl EsState {
@@ -495,6 +614,7 @@ impl EsState {
         }
     }
 
+    #[inline(always)]
     fn push<H: DemuxHandler>(
         &mut self,
         pid: Pid,
@@ -503,33 +623,44 @@ impl EsState {
         lost: bool,
         handler: &mut H,
     ) -> Result<(), PesError> {
-        let payload = packet.payload();
         if packet.payload_unit_start() {
-            self.end_pes(pid, handler);
-            self.header.clear();
-            self.collecting_header = true;
-            self.current = Some(PendingAu {
-                index,
-                pts: None,
-                dts: None,
-                random_access_indicator: packet
-                    .adaptation_field()
-                    .is_some_and(|af| af.random_access()),
-                damaged: false,
-            });
-            if let Some(s) = &mut self.scanner {
-                s.start();
-            }
-            return self.header_bytes(pid, payload, handler);
+            return self.start_pes(pid, index, packet, handler);
         }
         if lost && let Some(au) = &mut self.current {
             au.damaged = true;
         }
         if self.collecting_header {
-            return self.header_bytes(pid, payload, handler);
+            return self.header_bytes(pid, packet.payload(), handler);
         }
-        self.scan(pid, payload, handler);
+        if self.current.is_some() {
+            self.scan(pid, packet.payload(), handler);
+        }
         Ok(())
+    }
+
+    /// A packet with `payload_unit_start_indicator`: a new PES packet.
+    #[inline(never)]
+    fn start_pes<H: DemuxHandler>(
+        &mut self,
+        pid: Pid,
+        index: u64,
+        packet: &TsPacket<'_>,
+        handler: &mut H,
+    ) -> Result<(), PesError> {
+        self.end_pes(pid, handler);
+        self.header.clear();
+        self.collecting_header = true;
+        self.current = Some(PendingAu {
+            index,
+            pts: None,
+            dts: None,
+            random_access_indicator: packet.random_access(),
+            damaged: false,
+        });
+        if let Some(s) = &mut self.scanner {
+            s.start();
+        }
+        self.header_bytes(pid, packet.payload(), handler)
     }
 
     /// Collects PES header bytes; once the header is complete, reports the

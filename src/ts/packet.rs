@@ -55,6 +55,10 @@ pub struct TsPacket<'a> {
     bytes: &'a [u8; PACKET_SIZE],
     /// Offset of the payload; `PACKET_SIZE` when there is none.
     payload_offset: u8,
+    /// The adaptation field's flags byte, 0 when there is no field (or it is
+    /// empty): kept so the per-packet checks (discontinuity, PCR, random
+    /// access) need not find the field again.
+    af_flags: u8,
 }
 
 impl<'a> TsPacket<'a> {
@@ -67,15 +71,16 @@ impl<'a> TsPacket<'a> {
     }
 
     /// Validates a fixed-size block as one transport packet.
+    #[inline]
     pub fn from_array(bytes: &'a [u8; PACKET_SIZE]) -> Result<TsPacket<'a>, PacketError> {
         let [sync, b1, b2, b3, rest @ ..] = bytes;
         if *sync != SYNC_BYTE {
             return Err(PacketError::NoSync { got: *sync });
         }
         let pid = Pid::new(u16::from(*b1 & 0x1F) << 8 | u16::from(*b2));
-        let payload_offset = match (b3 >> 4) & 0x03 {
-            0b01 => HEADER_SIZE,
-            0b00 => PACKET_SIZE,
+        let (payload_offset, af_flags) = match (b3 >> 4) & 0x03 {
+            0b01 => (HEADER_SIZE, 0),
+            0b00 => (PACKET_SIZE, 0),
             control => {
                 let (len, field) = rest.split_first().unwrap_or((&0, &[]));
                 let field = field
@@ -88,10 +93,11 @@ impl<'a> TsPacket<'a> {
                         needed,
                     }
                 })?;
+                let flags = field.first().copied().unwrap_or(0);
                 if control == 0b11 {
-                    HEADER_SIZE + 1 + usize::from(*len)
+                    (HEADER_SIZE + 1 + usize::from(*len), flags)
                 } else {
-                    PACKET_SIZE
+                    (PACKET_SIZE, flags)
                 }
             }
         };
@@ -99,6 +105,7 @@ impl<'a> TsPacket<'a> {
             bytes,
             // Proven ≤ 188 above.
             payload_offset: u8::try_from(payload_offset).unwrap_or(u8::MAX),
+            af_flags,
         })
     }
 
@@ -106,11 +113,13 @@ impl<'a> TsPacket<'a> {
         self.bytes
     }
 
+    #[inline]
     pub fn transport_error(&self) -> bool {
         self.bytes[1] & 0x80 != 0
     }
 
     /// `payload_unit_start_indicator`: a PES packet or PSI section starts here.
+    #[inline]
     pub fn payload_unit_start(&self) -> bool {
         self.bytes[1] & 0x40 != 0
     }
@@ -119,11 +128,13 @@ impl<'a> TsPacket<'a> {
         self.bytes[1] & 0x20 != 0
     }
 
+    #[inline]
     pub fn pid(&self) -> Pid {
         Pid::new(u16::from(self.bytes[1] & 0x1F) << 8 | u16::from(self.bytes[2]))
     }
 
     /// `transport_scrambling_control`: 0 means not scrambled.
+    #[inline]
     pub fn scrambling(&self) -> u8 {
         self.bytes[3] >> 6
     }
@@ -137,18 +148,21 @@ impl<'a> TsPacket<'a> {
         }
     }
 
+    #[inline]
     pub fn continuity_counter(&self) -> Cc {
         Cc::new(self.bytes[3])
     }
 
     /// Whether the packet carries a payload, even an empty one; only such
     /// packets advance the continuity counter (§2.4.3.3).
+    #[inline]
     pub fn has_payload(&self) -> bool {
         self.bytes[3] & 0x10 != 0
     }
 
     /// The adaptation field, without its length byte; `None` when absent or
     /// empty (length 0).
+    #[inline]
     pub fn adaptation_field(&self) -> Option<AdaptationField<'a>> {
         if self.bytes[3] & 0x20 == 0 {
             return None;
@@ -163,6 +177,7 @@ impl<'a> TsPacket<'a> {
     }
 
     /// The payload bytes; empty when the packet has none.
+    #[inline]
     pub fn payload(&self) -> &'a [u8] {
         self.bytes
             .get(usize::from(self.payload_offset)..)
@@ -175,13 +190,26 @@ impl<'a> TsPacket<'a> {
     }
 
     /// Shortcut for the adaptation field's PCR.
+    #[inline]
     pub fn pcr(&self) -> Option<Pcr> {
-        self.adaptation_field().and_then(|af| af.pcr())
+        if self.af_flags & FLAG_PCR == 0 {
+            return None;
+        }
+        // The PCR is the first optional field (after the length and flags
+        // bytes), and the field was checked to hold it.
+        self.bytes.get(6..12).and_then(read_pcr)
     }
 
     /// Shortcut for the adaptation field's discontinuity indicator.
+    #[inline]
     pub fn discontinuity(&self) -> bool {
-        self.adaptation_field().is_some_and(|af| af.discontinuity())
+        self.af_flags & FLAG_DISCONTINUITY != 0
+    }
+
+    /// Shortcut for the adaptation field's random access indicator.
+    #[inline]
+    pub fn random_access(&self) -> bool {
+        self.af_flags & FLAG_RANDOM_ACCESS != 0
     }
 }
 
@@ -242,10 +270,27 @@ impl<'a> AdaptationField<'a> {
     }
 
     /// Returns the number of bytes the flags require when `bytes` is too short.
+    #[inline]
     fn check(bytes: &[u8]) -> Result<(), usize> {
+        // Fast path for fields without the two variable-length parts (the
+        // usual flags, or PCR): their size is a sum of the flags. Anything
+        // else, or a field too short, takes the full walk, which also finds
+        // the size to report.
+        if let Some(&flags) = bytes.first()
+            && flags & (FLAG_PRIVATE_DATA | FLAG_EXTENSION) == 0
+        {
+            let need = 1
+                + if flags & FLAG_PCR != 0 { 6 } else { 0 }
+                + if flags & FLAG_OPCR != 0 { 6 } else { 0 }
+                + usize::from(flags & FLAG_SPLICING_POINT != 0);
+            if need <= bytes.len() {
+                return Ok(());
+            }
+        }
         Self::layout(bytes).map(|_| ())
     }
 
+    #[inline]
     fn layout(bytes: &[u8]) -> Result<Layout, usize> {
         let Some(&flags) = bytes.first() else {
             return Ok(Layout::default());
@@ -283,6 +328,7 @@ impl<'a> AdaptationField<'a> {
         Ok(layout)
     }
 
+    #[inline]
     fn flags(&self) -> u8 {
         self.bytes.first().copied().unwrap_or(0)
     }
@@ -297,10 +343,12 @@ impl<'a> AdaptationField<'a> {
         self.bytes
     }
 
+    #[inline]
     pub fn discontinuity(&self) -> bool {
         self.flags() & FLAG_DISCONTINUITY != 0
     }
 
+    #[inline]
     pub fn random_access(&self) -> bool {
         self.flags() & FLAG_RANDOM_ACCESS != 0
     }
@@ -309,6 +357,7 @@ impl<'a> AdaptationField<'a> {
         self.flags() & FLAG_ES_PRIORITY != 0
     }
 
+    #[inline]
     pub fn pcr(&self) -> Option<Pcr> {
         if self.flags() & FLAG_PCR == 0 {
             return None;
@@ -353,6 +402,7 @@ impl std::fmt::Debug for AdaptationField<'_> {
 }
 
 /// Reads a 6-byte PCR field: 33-bit base, 6 reserved bits, 9-bit extension.
+#[inline]
 fn read_pcr(b: &[u8]) -> Option<Pcr> {
     let &[b0, b1, b2, b3, b4, b5] = b else {
         return None;

@@ -44,12 +44,16 @@ pub enum PsiError {
     Malformed { table: &'static str, reason: String },
 }
 
+/// Tables for slicing-by-8: `[0]` is the usual byte-at-a-time table (the
+/// CRC register after shifting in one byte); `[k]` is the same byte followed
+/// by `k` zero bytes, so eight table lookups, independent of each other,
+/// advance the CRC by eight bytes instead of a chain of eight dependent ones.
 #[allow(
     clippy::indexing_slicing,
-    reason = "const fn over a fixed 256-entry table, i < 256"
+    reason = "const fn over fixed 8 x 256-entry tables, t < 8, i < 256, a byte < 256"
 )]
-const fn crc_table() -> [u32; 256] {
-    let mut table = [0u32; 256];
+const fn crc_tables() -> [[u32; 256]; 8] {
+    let mut tables = [[0u32; 256]; 8];
     let mut i = 0;
     while i < 256 {
         let mut c = (i as u32) << 24;
@@ -62,19 +66,52 @@ const fn crc_table() -> [u32; 256] {
             };
             k += 1;
         }
-        table[i] = c;
+        tables[0][i] = c;
         i += 1;
     }
-    table
+    let mut t = 1;
+    while t < 8 {
+        let mut i = 0;
+        while i < 256 {
+            let prev = tables[t - 1][i];
+            tables[t][i] = (prev << 8) ^ tables[0][(prev >> 24) as usize];
+            i += 1;
+        }
+        t += 1;
+    }
+    tables
 }
 
-static CRC_TABLE: [u32; 256] = crc_table();
+static CRC_TABLES: [[u32; 256]; 8] = crc_tables();
+
+/// Looks up the low byte of `b` in `table`.
+fn crc_lookup(table: &[u32; 256], b: u32) -> u32 {
+    // Cannot fail: a byte indexes 256 entries.
+    table.get(usize::from(b as u8)).copied().unwrap_or(0)
+}
 
 /// CRC-32/MPEG-2 of `data`.
 pub fn crc32(data: &[u8]) -> u32 {
-    data.iter().fold(0xFFFF_FFFF, |crc, &b| {
-        let index = usize::from((crc >> 24) as u8 ^ b);
-        (crc << 8) ^ CRC_TABLE.get(index).copied().unwrap_or(0)
+    let [t0, t1, t2, t3, t4, t5, t6, t7] = &CRC_TABLES;
+    let mut crc: u32 = 0xFFFF_FFFF;
+    let mut words = data.chunks_exact(8);
+    for word in &mut words {
+        let Ok(&[a0, a1, a2, a3, b0, b1, b2, b3]) = <&[u8; 8]>::try_from(word) else {
+            break;
+        };
+        let hi = crc ^ u32::from_be_bytes([a0, a1, a2, a3]);
+        let lo = u32::from_be_bytes([b0, b1, b2, b3]);
+        crc = crc_lookup(t7, hi >> 24)
+            ^ crc_lookup(t6, hi >> 16)
+            ^ crc_lookup(t5, hi >> 8)
+            ^ crc_lookup(t4, hi)
+            ^ crc_lookup(t3, lo >> 24)
+            ^ crc_lookup(t2, lo >> 16)
+            ^ crc_lookup(t1, lo >> 8)
+            ^ crc_lookup(t0, lo);
+    }
+    words.remainder().iter().fold(crc, |crc, &b| {
+        (crc << 8) ^ crc_lookup(t0, (crc >> 24) ^ u32::from(b))
     })
 }
 
@@ -85,6 +122,10 @@ pub struct SectionAssembler {
     /// Bytes of a section in progress (header first).
     partial: Vec<u8>,
     in_progress: bool,
+    /// The last long-form section that passed its CRC check. PSI repeats
+    /// unchanged several times a second, and a byte-identical section needs
+    /// no second CRC.
+    verified: Vec<u8>,
 }
 
 impl SectionAssembler {
@@ -93,6 +134,7 @@ impl SectionAssembler {
             pid,
             partial: Vec::new(),
             in_progress: false,
+            verified: Vec::new(),
         }
     }
 
@@ -138,6 +180,27 @@ impl SectionAssembler {
         }
     }
 
+    /// The section in `payload` when the packet only repeats the last
+    /// section that passed its CRC check: `pusi`, nothing in progress,
+    /// `pointer_field` 0, that section byte for byte, then stuffing or the
+    /// end. For such a packet [`SectionAssembler::push`] would emit just
+    /// that section, `Ok`, and leave the assembler as it is (even after a
+    /// [`SectionAssembler::reset`]), so a caller that has nothing to do for
+    /// an unchanged section may skip `push`. PSI repeats several times a
+    /// second, so this is the common case.
+    #[inline]
+    pub fn repeated<'p>(&self, pusi: bool, payload: &'p [u8]) -> Option<&'p [u8]> {
+        if !pusi || self.in_progress || self.verified.is_empty() {
+            return None;
+        }
+        let (&0, rest) = payload.split_first()? else {
+            return None;
+        };
+        let (section, after) = rest.split_at_checked(self.verified.len())?;
+        let ends = after.first().is_none_or(|&b| b == TABLE_STUFFING);
+        (ends && section == self.verified.as_slice()).then_some(section)
+    }
+
     /// Appends continuation bytes; completes the section if it is all there.
     fn extend(&mut self, bytes: &[u8], emit: &mut impl FnMut(Result<&[u8], PsiError>)) {
         self.partial.extend_from_slice(bytes);
@@ -154,7 +217,7 @@ impl SectionAssembler {
         }
         if self.partial.len() >= total {
             self.partial.truncate(total);
-            emit(checked(self.pid, &self.partial));
+            emit(checked(self.pid, &mut self.verified, &self.partial));
             self.reset();
         }
     }
@@ -182,7 +245,7 @@ impl SectionAssembler {
             }
             match bytes.split_at_checked(total) {
                 Some((section, next)) => {
-                    emit(checked(self.pid, section));
+                    emit(checked(self.pid, &mut self.verified, section));
                     bytes = next;
                 }
                 None => {
@@ -201,11 +264,17 @@ fn section_total(bytes: &[u8]) -> Option<usize> {
     Some(3 + (usize::from(hi & 0x0F) << 8 | usize::from(*lo)))
 }
 
-fn checked(pid: Pid, section: &[u8]) -> Result<&[u8], PsiError> {
+/// CRC-checks a long-form section, unless it is the same as `verified`,
+/// which passed before; remembers the section when it passes.
+fn checked<'s>(pid: Pid, verified: &mut Vec<u8>, section: &'s [u8]) -> Result<&'s [u8], PsiError> {
     let long_form = section.get(1).is_some_and(|b| b & 0x80 != 0);
-    if long_form && crc32(section) != 0 {
-        let table_id = section.first().copied().unwrap_or(0);
-        return Err(PsiError::Crc { pid, table_id });
+    if long_form && section != verified.as_slice() {
+        if crc32(section) != 0 {
+            let table_id = section.first().copied().unwrap_or(0);
+            return Err(PsiError::Crc { pid, table_id });
+        }
+        verified.clear();
+        verified.extend_from_slice(section);
     }
     Ok(section)
 }
@@ -625,6 +694,94 @@ mod tests {
             });
         }
         out
+    }
+
+    /// The byte-at-a-time definition (Annex A), bit by bit.
+    fn crc32_bitwise(data: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &b in data {
+            crc ^= u32::from(b) << 24;
+            for _ in 0..8 {
+                crc = if crc & 0x8000_0000 != 0 {
+                    (crc << 1) ^ 0x04C1_1DB7
+                } else {
+                    crc << 1
+                };
+            }
+        }
+        crc
+    }
+
+    proptest! {
+        /// Whenever `repeated` says a packet is a repeat, `push` emits just
+        /// that section and leaves the assembler unchanged.
+        #[test]
+        fn repeated_agrees_with_push(
+            pusi: bool,
+            in_progress: bool,
+            edits in proptest::collection::vec((0usize..184, any::<u8>()), 0..3),
+        ) {
+            let section = sample_pmt().to_section();
+            let mut cc = Cc::new(0);
+            let packets = packetize_section(Pid::new(0x1000), &section, &mut cc);
+            let mut asm = SectionAssembler::new(Pid::new(0x1000));
+            collect(&mut asm, &packets);
+            if in_progress {
+                asm.push(true, &[0, TABLE_PMT, 0xB0], |_| {});
+            }
+            let mut payload = TsPacket::new(&packets[0]).unwrap().payload().to_vec();
+            let len = payload.len();
+            for (at, b) in edits {
+                payload[at % len] = b;
+            }
+            if let Some(found) = asm.repeated(pusi, &payload) {
+                let found = found.to_vec();
+                let before = format!("{asm:?}");
+                let mut emitted = Vec::new();
+                asm.push(pusi, &payload, |r| emitted.push(r.map(<[u8]>::to_vec)));
+                prop_assert_eq!(emitted, vec![Ok(found)]);
+                prop_assert_eq!(format!("{asm:?}"), before);
+            }
+        }
+
+        #[test]
+        fn crc32_matches_the_bitwise_definition(data in proptest::collection::vec(any::<u8>(), 0..100)) {
+            prop_assert_eq!(crc32(&data), crc32_bitwise(&data));
+        }
+    }
+
+    #[test]
+    fn a_repeated_section_is_recognised_and_push_agrees() {
+        let section = sample_pmt().to_section();
+        let mut cc = Cc::new(0);
+        let packets = packetize_section(Pid::new(0x1000), &section, &mut cc);
+        let payload = |p: &[u8; PACKET_SIZE]| TsPacket::new(p).unwrap().payload().to_vec();
+        let mut asm = SectionAssembler::new(Pid::new(0x1000));
+        // Nothing verified yet.
+        assert_eq!(asm.repeated(true, &payload(&packets[0])), None);
+        assert_eq!(collect(&mut asm, &packets), vec![Ok(section.clone())]);
+        assert_eq!(
+            asm.repeated(true, &payload(&packets[0])),
+            Some(&section[..])
+        );
+        assert_eq!(asm.repeated(false, &payload(&packets[0])), None);
+        assert_eq!(collect(&mut asm, &packets), vec![Ok(section.clone())]);
+        // Another section after it, a pointer_field, or a change: not a repeat.
+        let mut two = payload(&packets[0]);
+        two[1 + section.len()] = TABLE_PMT;
+        assert_eq!(asm.repeated(true, &two), None);
+        let mut pointed = payload(&packets[0]);
+        pointed.insert(0, 1);
+        assert_eq!(asm.repeated(true, &pointed), None);
+        let mut changed = payload(&packets[0]);
+        changed[5] ^= 0x02;
+        assert_eq!(asm.repeated(true, &changed), None);
+        // A section in progress.
+        let mut long = sample_pmt();
+        long.descriptors = vec![0x80; 400];
+        let spanning = packetize_section(Pid::new(0x1000), &long.to_section(), &mut cc);
+        collect(&mut asm, &spanning[..1]);
+        assert_eq!(asm.repeated(true, &payload(&packets[0])), None);
     }
 
     #[test]
