@@ -1,12 +1,13 @@
 //! The `switchyard` command line: the I/O shell around the library.
 
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use switchyard::config;
 use switchyard::probe::{ProbeError, Prober};
 
 #[derive(Parser)]
@@ -31,6 +32,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Validate a configuration file. Prints every error as
+    /// `FILE:LINE:COL: key.path: message` (on standard error) and exits
+    /// with status 1 if there are any; prints a one-line summary and exits
+    /// with 0 if the file is valid.
+    CheckConfig {
+        /// The TOML configuration file.
+        file: PathBuf,
+    },
 }
 
 /// Exit status for input that is not a transport stream.
@@ -50,6 +59,47 @@ fn main() -> ExitCode {
                 }
             }
         },
+        Command::CheckConfig { file } => check_config(&file),
+    }
+}
+
+fn check_config(file: &Path) -> ExitCode {
+    let name = file.display().to_string();
+    let bytes = match std::fs::read(file) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            eprintln!("switchyard check-config: {name}: cannot read the file: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match config::parse_bytes(&bytes, &name) {
+        Ok(config) => {
+            println!(
+                "{name}: ok — {}, {}, {}",
+                count(config.streams.len(), "stream"),
+                count(config.input_count(), "input"),
+                count(config.output_count(), "output"),
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            let mut stderr = io::stderr().lock();
+            for error in &errors {
+                // Nothing useful can be done if stderr is gone.
+                let _ = writeln!(stderr, "{error}");
+            }
+            let _ = writeln!(stderr, "{name}: {}", count(errors.len(), "error"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `1 stream`, `3 streams`.
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 
