@@ -2,7 +2,7 @@
 //!
 //! The crate is layered as described in `DESIGN.md`:
 //!
-//! - **sans-IO core** ([`ts`], [`probe`]): parsing, indexing and analysis as
+//! - **sans-IO core** ([`ts`], [`rtp`], [`probe`]): parsing, indexing and analysis as
 //!   plain synchronous code over byte slices. No sockets, no clock reads, no
 //!   tasks; every function is deterministic and testable without I/O.
 //! - **shell** (the binary in `main.rs`, and later ingest/encoder/output tasks):
@@ -21,4 +21,5 @@
 
 pub mod fuzz_harness;
 pub mod probe;
+pub mod rtp;
 pub mod ts;
