@@ -289,3 +289,163 @@ pub fn demux_packets(data: &[u8]) {
     let per_pid: u64 = demux.pids().map(|(_, c)| c.cc_errors).sum();
     assert_eq!(per_pid, stats.cc_errors);
 }
+
+/// RTP receiver over a structured datagram script: no panic; released
+/// packets come out with strictly increasing extended sequence numbers that
+/// match their RTP sequence numbers; every datagram is accounted for
+/// (`datagrams == released + dropped + held`) after every step; after
+/// draining, `poll_timeout` never asks for a time already past; following the
+/// timers alone empties the reorder buffer; and once everything is flushed
+/// the per-packet `lost_before` adds up to `lost`.
+///
+/// Input: byte 0 picks the configuration (window 1..=16, max_delay,
+/// takeover_packets), then records:
+///
+/// - `0xC0 | t`: advance the clock `t` ms and poll.
+/// - `0x80 | t, delta, misc`: advance `t` ms, push a well-formed packet:
+///   sequence number = previous + `delta` (as i8; times 251 when `misc` bit 7
+///   is set: a jump), SSRC one of three by `misc & 3`, payload type 96
+///   instead of 33 when bit 2 is set, CSRCs + extension + padding when bit 5
+///   is set, payload length by bits 3..5 (1, 2 or 7 TS packets, or odd),
+///   and no poll afterwards when bit 6 is set.
+/// - `n` (below 0x80): push the next `n` bytes as a raw datagram.
+pub fn rtp(data: &[u8]) {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use crate::rtp::{ReceiverConfig, Released, RtpPacketBuilder, SeqNo, TsReceiver};
+
+    struct Check {
+        rx: TsReceiver,
+        now: Duration,
+        last_index: Option<u64>,
+        ssrc: Option<u32>,
+        released: u64,
+        lost: u64,
+    }
+    impl Check {
+        fn take(&mut self, r: Released) {
+            assert!(
+                self.last_index.is_none_or(|l| r.index > l),
+                "index {} after {:?}",
+                r.index,
+                self.last_index
+            );
+            assert_eq!(r.index as u16, r.packet.seq().value());
+            if !r.new_source {
+                assert_eq!(Some(r.packet.ssrc()), self.ssrc, "SSRC changed silently");
+            }
+            self.ssrc = Some(r.packet.ssrc());
+            self.last_index = Some(r.index);
+            self.released += 1;
+            self.lost += r.lost_before;
+        }
+        fn drain(&mut self) {
+            while let Some(r) = self.rx.poll_packet(self.now) {
+                self.take(r);
+            }
+            if let Some(t) = self.rx.poll_timeout() {
+                assert!(t > self.now, "timeout {t:?} already due at {:?}", self.now);
+            }
+            self.account();
+        }
+        fn account(&self) {
+            let s = self.rx.stats();
+            assert_eq!(s.released, self.released);
+            assert_eq!(s.datagrams, s.released + s.dropped() + s.held, "{s:?}");
+        }
+    }
+
+    let Some((&c, mut rest)) = data.split_first() else {
+        return;
+    };
+    let config = ReceiverConfig {
+        window: 1 + u16::from(c & 0x0F),
+        max_delay: Duration::from_millis(5 + 20 * u64::from((c >> 4) & 3)),
+        max_dropout: 64,
+        max_misorder: 32,
+        takeover_packets: 1 + u16::from(c >> 6),
+        takeover_silence: Duration::from_millis(30),
+        ..ReceiverConfig::default()
+    };
+    let rx = TsReceiver::new(config).unwrap_or_else(|e| panic!("harness config: {e}"));
+    let mut check = Check {
+        rx,
+        now: Duration::ZERO,
+        last_index: None,
+        ssrc: None,
+        released: 0,
+        lost: 0,
+    };
+    let ts = {
+        let mut ts = [0xFFu8; 7 * PACKET_SIZE];
+        for p in ts.chunks_mut(PACKET_SIZE) {
+            if let Some(b) = p.first_mut() {
+                *b = 0x47;
+            }
+        }
+        ts
+    };
+    let mut seq = SeqNo::new(0);
+    while let Some((&tag, tail)) = rest.split_first() {
+        rest = tail;
+        let ms = Duration::from_millis(u64::from(tag & 0x3F));
+        if tag >= 0xC0 {
+            check.now += ms;
+            check.drain();
+        } else if tag >= 0x80 {
+            let Some((&[delta, misc], tail)) = rest.split_first_chunk::<2>() else {
+                break;
+            };
+            rest = tail;
+            check.now += ms;
+            let step = i16::from(delta as i8) * if misc & 0x80 != 0 { 251 } else { 1 };
+            seq = seq.add(step as u16);
+            let mut b = RtpPacketBuilder::new(seq, [0xA, 0xA, 0xB, 0xC][usize::from(misc & 3)]);
+            if misc & 0x04 != 0 {
+                b.payload_type = 96;
+            }
+            if misc & 0x20 != 0 {
+                b.csrcs = vec![1, 2];
+                b.extension = Some((0xBEDE, vec![misc; 5]));
+                b.padding = 1 + (misc & 7);
+            }
+            let len = match (misc >> 3) & 3 {
+                0 => PACKET_SIZE,
+                1 => 2 * PACKET_SIZE,
+                2 => 7 * PACKET_SIZE,
+                _ => usize::from(delta),
+            };
+            check
+                .rx
+                .push(check.now, b.build(ts.get(..len).unwrap_or(&ts)));
+            if misc & 0x40 == 0 {
+                check.drain();
+            } else {
+                check.account();
+            }
+        } else {
+            let n = usize::from(tag).min(rest.len());
+            let (datagram, tail) = rest.split_at(n);
+            rest = tail;
+            check.rx.push(check.now, Bytes::copy_from_slice(datagram));
+            check.drain();
+        }
+    }
+    // Following the timers alone releases everything in the reorder buffer;
+    // each timer releases a packet or completes a takeover.
+    let mut timers = 0u64;
+    while let Some(t) = check.rx.poll_timeout() {
+        check.now = check.now.max(t);
+        check.drain();
+        timers += 1;
+        assert!(
+            timers <= 2 * check.rx.stats().datagrams + 2,
+            "timers do not make progress"
+        );
+    }
+    check.rx.flush();
+    check.drain();
+    assert_eq!(check.lost, check.rx.stats().lost);
+}

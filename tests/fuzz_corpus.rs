@@ -60,3 +60,8 @@ fn nal() {
 fn probe() {
     replay("probe", fuzz_harness::probe);
 }
+
+#[test]
+fn rtp() {
+    replay("rtp", fuzz_harness::rtp);
+}
