@@ -169,11 +169,10 @@ impl pes::ElementaryStreamConsumer<PeerCtx> for PeerEs {
             return;
         };
         ctx.tally.pes += 1;
-        match parsed.pts_dts() {
-            Ok(pes::PtsDts::PtsOnly(Ok(pts)) | pes::PtsDts::Both { pts: Ok(pts), .. }) => {
-                ctx.tally.pts(pts.value());
-            }
-            _ => {}
+        if let Ok(pes::PtsDts::PtsOnly(Ok(pts)) | pes::PtsDts::Both { pts: Ok(pts), .. }) =
+            parsed.pts_dts()
+        {
+            ctx.tally.pts(pts.value());
         }
         if let Some(scanner) = &mut self.scanner {
             scanner.start();

@@ -2,9 +2,10 @@
 //!
 //! The crate is layered as described in `DESIGN.md`:
 //!
-//! - **sans-IO core** ([`ts`], [`probe`]): parsing, indexing and analysis as
-//!   plain synchronous code over byte slices. No sockets, no clock reads, no
-//!   tasks; every function is deterministic and testable without I/O.
+//! - **sans-IO core** ([`ts`], [`probe`], [`ring`]): parsing, indexing,
+//!   analysis and per-stream buffering as plain synchronous code over byte
+//!   slices. No sockets, no clock reads, no tasks; every function is
+//!   deterministic and testable without I/O.
 //! - **shell** (the binary in `main.rs`, and later ingest/encoder/output tasks):
 //!   thin code that moves bytes between the world and the core.
 //!
@@ -21,4 +22,5 @@
 
 pub mod fuzz_harness;
 pub mod probe;
+pub mod ring;
 pub mod ts;

@@ -60,3 +60,8 @@ fn nal() {
 fn probe() {
     replay("probe", fuzz_harness::probe);
 }
+
+#[test]
+fn stream_buffer() {
+    replay("stream_buffer", fuzz_harness::stream_buffer);
+}
