@@ -8,6 +8,7 @@
 #![allow(clippy::panic, reason = "a broken invariant must crash the fuzzer")]
 
 use crate::probe::Prober;
+use crate::ts::continuity::CcTracker;
 use crate::ts::demux::{Demux, DemuxHandler};
 use crate::ts::nal::{NalScanner, VideoCodec};
 use crate::ts::packet::{PacketBuilder, write_pcr};
@@ -448,4 +449,126 @@ pub fn rtp(data: &[u8]) {
     check.rx.flush();
     check.drain();
     assert_eq!(check.lost, check.rx.stats().lost);
+}
+
+/// The per-stream ring and fan-out ([`crate::ring::StreamBuffer`]) with
+/// fuzzer-chosen chunking (first byte), ring and queue sizes (second) and
+/// consumer pace (third): the ring stays under its hard cap and every queue
+/// under its hard limit after every push; what a consumer gets is the
+/// stream's own packets in order (continuity counters aside) plus PAT/PMT at
+/// its starts; and it sees no more continuity errors than the stream had.
+pub fn stream_buffer(data: &[u8]) {
+    use crate::ring::{QueueLimits, RingLimits, StreamBuffer, StreamConfig};
+    use crate::ts::psi::{Pat, Pmt};
+    use bytes::Bytes;
+
+    #[derive(Default)]
+    struct PsiPids(Vec<Pid>);
+    impl DemuxHandler for PsiPids {
+        fn on_pat(&mut self, _: u64, pat: &Pat, _: &[u8]) {
+            self.0.extend(pat.entries.iter().map(|e| e.pid));
+        }
+        fn on_pmt(&mut self, _: u64, pid: Pid, _: &Pmt, _: &[u8]) {
+            self.0.push(pid);
+        }
+    }
+    fn pid_of(packet: &[u8]) -> Pid {
+        let b1 = packet.get(1).copied().unwrap_or(0);
+        let b2 = packet.get(2).copied().unwrap_or(0);
+        Pid::new(u16::from(b1 & 0x1F) << 8 | u16::from(b2))
+    }
+    /// Continuity errors as a receiver counts them, without the demux's
+    /// resets when a PID leaves the PSI (which happen at other places in a
+    /// consumer's stream, where PAT and PMT are inserted).
+    fn cc_errors<'a>(packets: impl Iterator<Item = &'a [u8]>) -> usize {
+        let mut tracker = CcTracker::new();
+        packets
+            .filter_map(|p| TsPacket::new(p).ok())
+            .filter(|p| !p.transport_error() && tracker.check(p).is_error())
+            .count()
+    }
+    fn without_cc(packet: &[u8]) -> impl Iterator<Item = u8> + '_ {
+        packet
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| if i == 3 { b & 0xF0 } else { b })
+    }
+
+    let Some((&[chunking, limits, pace], body)) = data.split_first_chunk::<3>() else {
+        return;
+    };
+    let budget = (8 + usize::from(limits & 0x1F) * 8) * PACKET_SIZE;
+    let hard_cap = budget * (1 + usize::from(limits >> 5) % 4);
+    let config = StreamConfig {
+        ring: RingLimits { budget, hard_cap },
+        ..StreamConfig::default()
+    };
+    let Ok(mut stream) = StreamBuffer::new(config) else {
+        panic!("ring limits {budget}/{hard_cap} are valid");
+    };
+    let capacity = (4 + usize::from(pace & 0x0F) * 6) * PACKET_SIZE;
+    let queue = QueueLimits {
+        capacity,
+        hard_limit: 2 * capacity,
+    };
+    let whole = Bytes::copy_from_slice(body);
+    let pieces = chunks(chunking, body);
+    let mut consumers = vec![(stream.attach(queue), Vec::new())];
+    // xorshift32: the consumers' pace, reproducible from the input.
+    let mut state = u32::from(pace) << 8 | u32::from(limits) | 1;
+    let mut at = 0;
+    for (n, piece) in pieces.iter().enumerate() {
+        stream.push(whole.slice(at..at + piece.len()));
+        at += piece.len();
+        assert!(stream.ring().bytes() <= hard_cap, "ring over its hard cap");
+        if n == pieces.len() / 3 || n == pieces.len() / 2 {
+            consumers.push((stream.attach(queue), Vec::new()));
+        }
+        for (id, out) in &mut consumers {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            let max = (state as usize % (3 * piece.len().max(PACKET_SIZE))) & !0x3;
+            stream.take(*id, max, out);
+            let queued = stream.consumer(*id).map_or(0, |q| q.bytes());
+            assert!(queued <= queue.hard_limit, "queue over its hard limit");
+        }
+    }
+    stream.finish();
+
+    // What the stream stored, in order, and which PIDs carry PSI.
+    let mut resync = Resync::new();
+    let mut stored: Vec<[u8; PACKET_SIZE]> = Vec::new();
+    for piece in &pieces {
+        resync.push(piece, |p, _| stored.push(*p));
+    }
+    resync.finish(|p, _| stored.push(*p));
+    let mut psi = PsiPids::default();
+    let mut demux = Demux::new();
+    for p in &stored {
+        demux.push_packet(p, &mut psi);
+    }
+    psi.0.push(Pid::PAT);
+    let source_errors = cc_errors(stored.iter().map(|p| &p[..]));
+
+    for (id, out) in &mut consumers {
+        stream.take(*id, usize::MAX, out);
+        let stats = stream.consumer(*id).map(|q| q.stats()).unwrap_or_default();
+        assert_eq!(stats.delivered_packets, out.len() as u64);
+        let mut source = stored.iter().filter(|p| !psi.0.contains(&pid_of(&p[..])));
+        for p in out.iter() {
+            assert_eq!(p.len(), PACKET_SIZE, "a consumer got a short packet");
+            if psi.0.contains(&pid_of(p)) {
+                continue;
+            }
+            assert!(
+                source.any(|s| without_cc(s).eq(without_cc(p))),
+                "a consumer got a packet not from the stream, or out of order"
+            );
+        }
+        assert!(
+            cc_errors(out.iter().map(|p| &p[..])) <= source_errors,
+            "a consumer sees continuity errors the stream did not have"
+        );
+    }
 }

@@ -65,3 +65,8 @@ fn probe() {
 fn rtp() {
     replay("rtp", fuzz_harness::rtp);
 }
+
+#[test]
+fn stream_buffer() {
+    replay("stream_buffer", fuzz_harness::stream_buffer);
+}

@@ -3,8 +3,8 @@
 
 Seeds are small slices of the real captures: single packets, PSI payloads, PES headers, the
 start of video access units, and the first packets of every capture (clean and damaged). For
-targets whose harness reads a leading "chunking seed" byte (resync, psi, nal, probe; see
-src/fuzz_harness.rs), every seed starts with one.
+targets whose harness reads a leading "chunking seed" byte (resync, psi, nal, probe,
+stream_buffer; see src/fuzz_harness.rs), every seed starts with one (stream_buffer: three bytes).
 
 The `rtp` seeds are hand-made datagram scripts for `fuzz_harness::rtp` (format in its doc
 comment: a config byte, then records that push synthesized packets, push raw datagrams or
@@ -17,7 +17,6 @@ Usage: tools/make-fuzz-corpus.py
 """
 import hashlib
 import pathlib
-import shutil
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TESTDATA = ROOT / "testdata"
@@ -45,6 +44,17 @@ def payload(pkt):
 
 def pusi(pkt):
     return bool(pkt[1] & 0x40)
+
+
+# Captures whose first 200 packets seed the stream_buffer target (kept few: each seed is ~37 KB).
+STREAM_BUFFER_SEEDS = {
+    "h264_aac_closed_gop",
+    "hevc_open_gop_cra",
+    "h264_intra_refresh",
+    "damaged_cc",
+    "cbr_null_packets",
+    "two_programs",
+}
 
 
 def write(target, name, data):
@@ -112,8 +122,12 @@ def rtp_seeds():
 
 
 def main():
+    # Minimised crashes (`crash-*`, committed by hand after a fix) are kept: they are not made
+    # from testdata and must keep being replayed.
     if CORPUS.exists():
-        shutil.rmtree(CORPUS)
+        for f in CORPUS.rglob("*"):
+            if f.is_file() and not f.name.startswith("crash-"):
+                f.unlink()
     captures = sorted(TESTDATA.glob("*.ts"))
     for cap in captures:
         data = cap.read_bytes()
@@ -124,6 +138,11 @@ def main():
         write("probe", stem, bytes([0]) + head)
         write("probe", stem + "-split", bytes([61]) + head)
         write("resync", stem, bytes([7]) + data[: 12 * P + 77])
+        if stem in STREAM_BUFFER_SEEDS:
+            # stream_buffer: chunking, ring/queue sizes and pace bytes, then 200 packets (two
+            # GOPs of the 25 fps captures), small rings so that eviction and skips happen.
+            write("stream_buffer", stem, bytes([0, 0x21, 0x5A]) + data[: 200 * P])
+            write("stream_buffer", stem + "-tight", bytes([61, 0x03, 0x01]) + data[: 200 * P])
         if stem.startswith("damaged"):
             # A window from the middle, where the damage is.
             mid = len(data) // 2
