@@ -69,30 +69,10 @@ impl CcTracker {
         if pid == Pid::NULL || !packet.has_payload() {
             return Continuity::Unchecked;
         }
-        let got = packet.continuity_counter();
-        let Some(slot) = self.state.get_mut(pid.index()) else {
+        let Some(state) = self.state.get_mut(pid.index()) else {
             return Continuity::Unchecked;
         };
-        let previous = *slot;
-        *slot = got.value() | SEEN;
-        if packet.discontinuity() {
-            return Continuity::Discontinuity;
-        }
-        if previous & SEEN == 0 {
-            return Continuity::InOrder;
-        }
-        let last = Cc::new(previous);
-        if got == last.next() {
-            Continuity::InOrder
-        } else if got == last && previous & REPEATED == 0 {
-            *slot |= REPEATED;
-            Continuity::Duplicate
-        } else {
-            Continuity::Error {
-                expected: last.next(),
-                got,
-            }
-        }
+        step(state, packet)
     }
 
     /// Forgets a PID (e.g. when it leaves the PMT).
@@ -101,6 +81,51 @@ impl CcTracker {
             *slot = 0;
         }
     }
+}
+
+/// Checks a packet that carries a payload, on a PID other than the null
+/// PID, against that PID's `state` (as kept by [`CcTracker`]; 0 for a PID
+/// not seen yet), and updates it.
+#[inline]
+pub(crate) fn step(state: &mut u8, packet: &TsPacket<'_>) -> Continuity {
+    let got = packet.continuity_counter();
+    let previous = *state;
+    *state = got.value() | SEEN;
+    if packet.discontinuity() {
+        return Continuity::Discontinuity;
+    }
+    if previous & SEEN == 0 {
+        return Continuity::InOrder;
+    }
+    let last = Cc::new(previous);
+    if got == last.next() {
+        Continuity::InOrder
+    } else if got == last && previous & REPEATED == 0 {
+        *state |= REPEATED;
+        Continuity::Duplicate
+    } else {
+        Continuity::Error {
+            expected: last.next(),
+            got,
+        }
+    }
+}
+
+/// Whether a packet with a payload and without `discontinuity_indicator`,
+/// whose header byte 3 is `b3`, is [`Continuity::InOrder`] after `state`
+/// as [`step`] would decide it: its counter is the one after the last, with
+/// no repeat pending (a packet after a repeat is left to [`step`]). Then
+/// [`in_order`] is the state after it. Never true for a PID not seen yet
+/// (state 0).
+#[inline(always)]
+pub(crate) fn follows(state: u8, b3: u8) -> bool {
+    state == SEEN | (b3.wrapping_sub(1) & 0x0F)
+}
+
+/// The state after an in-order packet with header byte 3 `b3`.
+#[inline(always)]
+pub(crate) fn in_order(b3: u8) -> u8 {
+    SEEN | (b3 & 0x0F)
 }
 
 #[cfg(test)]
@@ -166,5 +191,40 @@ mod tests {
         assert_eq!(check(&mut t, 0x100, 4, false), Continuity::InOrder);
         assert_eq!(check(&mut t, 0x1FFF, 0, false), Continuity::Unchecked);
         assert_eq!(check(&mut t, 0x1FFF, 0, false), Continuity::Unchecked);
+    }
+
+    #[test]
+    fn follows_agrees_with_step() {
+        // Every state `step` can leave (none yet, or a counter seen, with or
+        // without a repeat), every counter, with and without an adaptation
+        // field (which `follows` does not look at).
+        let states =
+            std::iter::once(0).chain((0..16).flat_map(|cc| [SEEN | cc, SEEN | REPEATED | cc]));
+        for state in states {
+            for b3 in [0x10u8, 0x30]
+                .into_iter()
+                .flat_map(|c| (0..16).map(move |cc| c | cc))
+            {
+                let mut packet = [0xFFu8; PACKET_SIZE];
+                packet[..5].copy_from_slice(&[0x47, 0x01, 0x00, b3, 0]);
+                let packet = TsPacket::new(&packet).unwrap();
+                let mut after = state;
+                let stepped = step(&mut after, &packet);
+                if follows(state, b3) {
+                    assert_eq!(
+                        stepped,
+                        Continuity::InOrder,
+                        "state {state:#04x} b3 {b3:#04x}"
+                    );
+                    assert_eq!(after, in_order(b3), "state {state:#04x} b3 {b3:#04x}");
+                } else if stepped == Continuity::InOrder {
+                    // Left to `step`: the first packet, or one after a repeat.
+                    assert!(
+                        state == 0 || state & REPEATED != 0,
+                        "state {state:#04x} b3 {b3:#04x}"
+                    );
+                }
+            }
+        }
     }
 }

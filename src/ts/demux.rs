@@ -1,8 +1,9 @@
 //! Demultiplexer for a whole transport stream: PSI tracking, PES framing,
 //! continuity checking and splice-point (NAL) scanning.
 //!
-//! [`Demux`] is sans-IO: feed it packets with [`Demux::push_packet`] (or a
-//! raw byte stream through [`StreamDemux`]) and it calls back a
+//! [`Demux`] is sans-IO: feed it packets with [`Demux::push_packet`] or,
+//! faster, runs of them with [`Demux::push_packets`] (or a raw byte stream
+//! through [`StreamDemux`]) and it calls back a
 //! [`DemuxHandler`] for everything it finds. Every packet handed in gets a
 //! sequence number, its *index*, so that a consumer that stores packets (the
 //! ring buffer, the probe) can refer to them.
@@ -16,7 +17,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use super::continuity::{CcTracker, Continuity};
+use super::continuity::{self, Continuity};
 use super::nal::{AccessUnitInfo, NalScanner, PictureKind, VideoCodec};
 use super::packet::{PACKET_SIZE, PacketError, TsPacket};
 use super::pes::{MAX_HEADER, PesError, PesHeader};
@@ -144,15 +145,39 @@ pub struct PidCounters {
     pub cc_errors: u64,
 }
 
+/// Everything the demux keeps per PID outside its role, in one entry so
+/// that the bookkeeping of a packet touches one place, not three tables.
+#[derive(Debug, Clone, Copy)]
+struct PidEntry {
+    packets: u64,
+    cc_errors: u64,
+    /// Index into `Demux::roles` + 1; 0 = not tracked.
+    slot: u16,
+    /// Continuity state, see [`continuity::step`]; stays 0 for the null PID.
+    cc: u8,
+    /// A packet with a payload but without `payload_unit_start_indicator`
+    /// whose counter follows in order needs nothing beyond counting: the
+    /// PID is not tracked, or is an elementary stream with no PES header or
+    /// access unit pending. Never set for the null PID.
+    quiet: bool,
+}
+
+impl PidEntry {
+    const UNTRACKED: PidEntry = PidEntry {
+        packets: 0,
+        cc_errors: 0,
+        slot: 0,
+        cc: 0,
+        quiet: true,
+    };
+}
+
 /// See the module docs.
 #[derive(Debug)]
 pub struct Demux {
     next_index: u64,
-    /// Index into `roles` + 1 per PID; 0 = not tracked.
-    slots: Box<[u16; Pid::COUNT]>,
+    pids: Box<[PidEntry; Pid::COUNT]>,
     roles: Vec<(Pid, PidRole)>,
-    counters: Box<[PidCounters; Pid::COUNT]>,
-    cc: CcTracker,
     stats: DemuxStats,
     /// CRC of the last PAT, and of the last PMT per PMT PID, to notice changes.
     pat_crc: Option<u32>,
@@ -167,10 +192,8 @@ impl Default for Demux {
     fn default() -> Demux {
         let mut demux = Demux {
             next_index: 0,
-            slots: Box::new([0; Pid::COUNT]),
+            pids: Box::new([PidEntry::UNTRACKED; Pid::COUNT]),
             roles: Vec::new(),
-            counters: Box::new([PidCounters::default(); Pid::COUNT]),
-            cc: CcTracker::new(),
             stats: DemuxStats::default(),
             pat_crc: None,
             pmt_crcs: Vec::new(),
@@ -178,6 +201,9 @@ impl Default for Demux {
             pmts: Vec::new(),
             sections: SectionBuffer::default(),
         };
+        if let Some(null) = demux.pids.get_mut(Pid::NULL.index()) {
+            null.quiet = false;
+        }
         demux.track(Pid::PAT, PidRole::Pat(SectionAssembler::new(Pid::PAT)));
         demux
     }
@@ -199,16 +225,19 @@ impl Demux {
 
     /// Counters for one PID.
     pub fn pid_counters(&self, pid: Pid) -> PidCounters {
-        self.counters.get(pid.index()).copied().unwrap_or_default()
+        self.pids
+            .get(pid.index())
+            .map(PidEntry::counters)
+            .unwrap_or_default()
     }
 
     /// PIDs that carried at least one packet, with their counters.
     pub fn pids(&self) -> impl Iterator<Item = (Pid, PidCounters)> + '_ {
-        self.counters
+        self.pids
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.packets > 0)
-            .map(|(pid, c)| (Pid::new(pid as u16), *c))
+            .filter(|(_, e)| e.packets > 0)
+            .map(|(pid, e)| (Pid::new(pid as u16), e.counters()))
     }
 
     /// The current PAT, once one has been received.
@@ -222,17 +251,18 @@ impl Demux {
     }
 
     fn track(&mut self, pid: Pid, role: PidRole) {
-        match self.slots.get(pid.index()).copied() {
-            Some(slot) if slot > 0 => {
-                if let Some(entry) = self.roles.get_mut(usize::from(slot) - 1) {
-                    entry.1 = role;
-                }
-            }
-            _ => {
+        let Some(entry) = self.pids.get_mut(pid.index()) else {
+            return;
+        };
+        entry.quiet = role.quiet();
+        match entry.slot {
+            0 => {
                 self.roles.push((pid, role));
-                let slot = u16::try_from(self.roles.len()).unwrap_or(0);
-                if let Some(s) = self.slots.get_mut(pid.index()) {
-                    *s = slot;
+                entry.slot = u16::try_from(self.roles.len()).unwrap_or(0);
+            }
+            slot => {
+                if let Some(tracked) = self.roles.get_mut(usize::from(slot) - 1) {
+                    tracked.1 = role;
                 }
             }
         }
@@ -240,38 +270,148 @@ impl Demux {
 
     #[inline]
     fn role_mut(&mut self, pid: Pid) -> Option<&mut PidRole> {
-        role_in(&self.slots, &mut self.roles, pid)
+        role_in(&self.pids, &mut self.roles, pid)
     }
 
-    /// Feeds one 188-byte packet.
-    ///
-    /// This is the per-packet hot path: the common case (an elementary
-    /// stream packet in order) stays here, and everything rarer — errors,
-    /// PSI, PES starts — is out of line, which keeps this function's frame
-    /// and register use small.
+    /// Feeds one 188-byte packet; see [`Demux::push_packets`].
     pub fn push_packet<H: DemuxHandler>(&mut self, bytes: &[u8; PACKET_SIZE], handler: &mut H) {
-        let index = self.next_index;
-        self.next_index += 1;
-        self.stats.packets += 1;
+        self.push_packets(std::slice::from_ref(bytes), handler);
+    }
+
+    /// Feeds consecutive packets, e.g. a run from [`Resync::push_runs`].
+    ///
+    /// This is the per-packet hot path. The usual packet — no PES or
+    /// section start, counter in order, on a PID that needs nothing more
+    /// (see `PidEntry::quiet`) — is handled in this loop; everything else
+    /// is out of line, which keeps the loop's state in registers.
+    pub fn push_packets<H: DemuxHandler>(
+        &mut self,
+        packets: &[[u8; PACKET_SIZE]],
+        handler: &mut H,
+    ) {
+        // No callback can reach the demux, so the counters can be bumped
+        // for the whole run up front.
+        let first = self.next_index;
+        let count = packets.len() as u64;
+        self.next_index += count;
+        self.stats.packets += count;
+        for (index, bytes) in (first..).zip(packets) {
+            self.push_one(index, bytes, handler);
+        }
+    }
+
+    #[inline(always)]
+    fn push_one<H: DemuxHandler>(
+        &mut self,
+        index: u64,
+        bytes: &[u8; PACKET_SIZE],
+        handler: &mut H,
+    ) {
+        let &[_, b1, b2, b3, ..] = bytes;
+        let pid = usize::from(b1 & 0x1F) << 8 | usize::from(b2);
+        // No transport_error_indicator, no payload_unit_start_indicator, a
+        // payload that needs no checking (`TsPacket::plain`); then, on a
+        // quiet PID, a counter in order is all there is to check (§2.4.3.3).
+        if let Some(entry) = self.pids.get_mut(pid)
+            && b1 & 0xC0 == 0
+            && entry.quiet
+            && continuity::follows(entry.cc, b3)
+            && let Some(packet) = TsPacket::plain(bytes)
+        {
+            entry.packets += 1;
+            entry.cc = continuity::in_order(b3);
+            handler.on_packet(index, &packet);
+            return;
+        }
+        self.push_checked(index, bytes, handler);
+    }
+
+    /// Every packet that [`Demux::push_one`] does not finish itself.
+    #[inline(never)]
+    fn push_checked<H: DemuxHandler>(
+        &mut self,
+        index: u64,
+        bytes: &[u8; PACKET_SIZE],
+        handler: &mut H,
+    ) {
         let packet = match TsPacket::from_array(bytes) {
             Ok(p) => p,
             Err(e) => return self.malformed(index, e, handler),
         };
+        let &[_, b1, _, b3, ..] = bytes;
         let pid = packet.pid();
-        if let Some(c) = self.counters.get_mut(pid.index()) {
-            c.packets += 1;
-        }
-        if packet.transport_error() {
-            // §2.4.3.2: at least one uncorrectable bit error; nothing in
-            // the packet, not even its PID, can be trusted.
-            self.stats.transport_errors += 1;
+        let Some(entry) = self.pids.get_mut(pid.index()) else {
             return;
+        };
+        entry.packets += 1;
+        if b1 & 0x80 != 0 {
+            return self.transport_error();
         }
         handler.on_packet(index, &packet);
-        if pid == Pid::NULL {
+        // Not scrambled, with payload, counter in order (never so on the
+        // null PID, whose state stays 0): the usual case, taken here.
+        let lost =
+            if b3 & 0xD0 == 0x10 && !packet.discontinuity() && continuity::follows(entry.cc, b3) {
+                entry.cc = continuity::in_order(b3);
+                if let Some(pcr) = packet.pcr() {
+                    handler.on_pcr(index, pid, pcr);
+                }
+                if entry.quiet && b1 & 0x40 == 0 {
+                    return;
+                }
+                false
+            } else {
+                match self.check_unusual(index, &packet, handler) {
+                    Some(lost) => lost,
+                    None => return,
+                }
+            };
+        let Some(entry) = self.pids.get_mut(pid.index()) else {
             return;
+        };
+        match self
+            .roles
+            .get_mut(usize::from(entry.slot).wrapping_sub(1))
+            .map(|(_, r)| r)
+        {
+            Some(PidRole::Es(es)) => {
+                let result = es.push(pid, index, &packet, lost, handler);
+                entry.quiet = es.quiet();
+                if let Err(e) = result {
+                    self.pes_error(index, e, handler);
+                }
+            }
+            // The usual PSI packet repeats the current table: nothing to do.
+            Some(PidRole::Pat(asm)) if unchanged_repeat(asm, &packet, TABLE_PAT, self.pat_crc) => {}
+            Some(PidRole::Pmt(asm))
+                if unchanged_repeat(asm, &packet, TABLE_PMT, known_crc(&self.pmt_crcs, pid)) => {}
+            Some(PidRole::Pat(_) | PidRole::Pmt(_)) => {
+                self.push_psi(index, pid, &packet, lost, handler);
+            }
+            None => {}
         }
-        let continuity = self.cc.check(&packet);
+    }
+
+    /// The continuity and scrambling checks for a packet that is not the
+    /// usual case in [`Demux::push_checked`]: `Some(lost)` when its payload
+    /// is to be used, `lost` telling whether packets before it were.
+    #[inline(never)]
+    fn check_unusual<H: DemuxHandler>(
+        &mut self,
+        index: u64,
+        packet: &TsPacket<'_>,
+        handler: &mut H,
+    ) -> Option<bool> {
+        let pid = packet.pid();
+        if pid == Pid::NULL {
+            return None;
+        }
+        let entry = self.pids.get_mut(pid.index())?;
+        let continuity = if packet.has_payload() {
+            continuity::step(&mut entry.cc, packet)
+        } else {
+            Continuity::Unchecked
+        };
         if let Continuity::Error { expected, got } = continuity {
             self.cc_error(index, pid, expected, got, handler);
         }
@@ -279,27 +419,24 @@ impl Demux {
             handler.on_pcr(index, pid, pcr);
         }
         if continuity == Continuity::Duplicate {
-            return;
+            return None;
         }
         if packet.scrambling() != 0 {
             self.stats.scrambled_packets += 1;
-            return;
+            return None;
         }
         if !packet.has_payload() {
-            return;
+            return None;
         }
-        let lost = continuity.is_error();
-        match self.role_mut(pid) {
-            Some(PidRole::Es(es)) => {
-                if let Err(e) = es.push(pid, index, &packet, lost, handler) {
-                    self.pes_error(index, e, handler);
-                }
-            }
-            Some(PidRole::Pat(_) | PidRole::Pmt(_)) => {
-                self.push_psi(index, pid, &packet, lost, handler);
-            }
-            None => {}
-        }
+        Some(continuity.is_error())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn transport_error(&mut self) {
+        // §2.4.3.2: at least one uncorrectable bit error; nothing in the
+        // packet, not even its PID, can be trusted.
+        self.stats.transport_errors += 1;
     }
 
     #[cold]
@@ -320,8 +457,8 @@ impl Demux {
         handler: &mut H,
     ) {
         self.stats.cc_errors += 1;
-        if let Some(c) = self.counters.get_mut(pid.index()) {
-            c.cc_errors += 1;
+        if let Some(entry) = self.pids.get_mut(pid.index()) {
+            entry.cc_errors += 1;
         }
         handler.on_error(
             index,
@@ -340,7 +477,8 @@ impl Demux {
         handler.on_error(index, &DemuxError::Pes(e));
     }
 
-    /// A packet on a PAT or PMT PID.
+    /// A packet on a PAT or PMT PID that is not an unchanged repeat (see
+    /// [`unchanged_repeat`]).
     #[inline(never)]
     fn push_psi<H: DemuxHandler>(
         &mut self,
@@ -351,21 +489,11 @@ impl Demux {
         handler: &mut H,
     ) {
         // Borrows only `roles`, so `sections` and the CRCs stay usable.
-        let (asm, table, known) = match role_in(&self.slots, &mut self.roles, pid) {
+        let (asm, table, known) = match role_in(&self.pids, &mut self.roles, pid) {
             Some(PidRole::Pat(asm)) => (asm, TABLE_PAT, self.pat_crc),
-            Some(PidRole::Pmt(asm)) => {
-                let known = self.pmt_crcs.iter().find(|(p, _)| *p == pid);
-                (asm, TABLE_PMT, known.map(|(_, crc)| *crc))
-            }
+            Some(PidRole::Pmt(asm)) => (asm, TABLE_PMT, known_crc(&self.pmt_crcs, pid)),
             Some(PidRole::Es(_)) | None => return,
         };
-        // The usual PSI packet repeats the current table: nothing to do
-        // (see `SectionBuffer::collect` for when a section is ignored).
-        if let Some(section) = asm.repeated(packet.payload_unit_start(), packet.payload())
-            && (section.first() != Some(&table) || known == Some(section_crc(section)))
-        {
-            return;
-        }
         self.sections.collect(asm, packet, lost, table, known);
         if self.sections.ranges.is_empty() {
             return;
@@ -392,6 +520,9 @@ impl Demux {
         for (pid, role) in &mut self.roles {
             if let PidRole::Es(es) = role {
                 es.end_pes(*pid, handler);
+                if let Some(entry) = self.pids.get_mut(pid.index()) {
+                    entry.quiet = es.quiet();
+                }
             }
         }
     }
@@ -501,33 +632,80 @@ impl Demux {
     }
 
     fn untrack(&mut self, pid: Pid) {
-        if let Some(slot) = self.slots.get_mut(pid.index())
-            && *slot > 0
-        {
-            let at = usize::from(*slot) - 1;
-            *slot = 0;
+        let Some(entry) = self.pids.get_mut(pid.index()) else {
+            return;
+        };
+        // Continuity starts afresh, as for a PID never seen.
+        entry.cc = 0;
+        entry.quiet = pid != Pid::NULL;
+        if entry.slot > 0 {
+            let at = usize::from(entry.slot) - 1;
+            entry.slot = 0;
             if at < self.roles.len() {
                 self.roles.swap_remove(at);
                 // The entry moved into `at` needs its slot updated.
                 if let Some((moved, _)) = self.roles.get(at)
-                    && let Some(s) = self.slots.get_mut(moved.index())
+                    && let Some(e) = self.pids.get_mut(moved.index())
                 {
-                    *s = u16::try_from(at + 1).unwrap_or(0);
+                    e.slot = u16::try_from(at + 1).unwrap_or(0);
                 }
             }
         }
-        self.cc.reset(pid);
+    }
+}
+
+impl PidEntry {
+    fn counters(&self) -> PidCounters {
+        PidCounters {
+            packets: self.packets,
+            cc_errors: self.cc_errors,
+        }
+    }
+}
+
+impl PidRole {
+    /// See `PidEntry::quiet`.
+    fn quiet(&self) -> bool {
+        match self {
+            PidRole::Es(es) => es.quiet(),
+            PidRole::Pat(_) | PidRole::Pmt(_) => false,
+        }
     }
 }
 
 #[inline]
 fn role_in<'a>(
-    slots: &[u16; Pid::COUNT],
+    pids: &[PidEntry; Pid::COUNT],
     roles: &'a mut [(Pid, PidRole)],
     pid: Pid,
 ) -> Option<&'a mut PidRole> {
-    let slot = usize::from(*slots.get(pid.index())?);
+    let slot = usize::from(pids.get(pid.index())?.slot);
     roles.get_mut(slot.checked_sub(1)?).map(|(_, r)| r)
+}
+
+/// Whether a packet on a PSI PID whose table id is `table` and whose
+/// current table has the CRC `known` (see [`section_crc`]) only repeats the
+/// section last verified, which is that table or one `handle_pat` /
+/// `handle_pmt` ignore: then the packet changes nothing (see
+/// [`SectionAssembler::repeated`], and `SectionBuffer::collect` for when a
+/// section is ignored).
+#[inline(always)]
+fn unchanged_repeat(
+    asm: &SectionAssembler,
+    packet: &TsPacket<'_>,
+    table: u8,
+    known: Option<u32>,
+) -> bool {
+    asm.repeated(packet.payload_unit_start(), packet.payload())
+        .is_some_and(|section| {
+            section.first() != Some(&table) || known == Some(section_crc(section))
+        })
+}
+
+/// The CRC of the current PMT on `pid`, if any.
+#[inline]
+fn known_crc(crcs: &[(Pid, u32)], pid: Pid) -> Option<u32> {
+    crcs.iter().find(|(p, _)| *p == pid).map(|(_, crc)| *crc)
 }
 
 /// The sections of one PSI packet that need handling, copied out of its
@@ -586,6 +764,7 @@ impl SectionBuffer {
 /// XOR) that holds exactly when the trailing `CRC_32` field equals the CRC
 /// of the bytes before it, so the field is read instead of computing the
 /// CRC a second time. Short-form sections carry no CRC and are hashed.
+#[inline]
 fn section_crc(section: &[u8]) -> u32 {
     let long_form = section.get(1).is_some_and(|b| b & 0x80 != 0);
     match section.last_chunk::<4>() {
@@ -614,6 +793,13 @@ impl EsState {
         }
     }
 
+    /// Whether a packet continuing the current PES packet has nothing to
+    /// add: no header being collected, no access unit waiting for its kind.
+    #[inline]
+    fn quiet(&self) -> bool {
+        self.current.is_none() && !self.collecting_header
+    }
+
     #[inline(always)]
     fn push<H: DemuxHandler>(
         &mut self,
@@ -638,8 +824,10 @@ impl EsState {
         Ok(())
     }
 
-    /// A packet with `payload_unit_start_indicator`: a new PES packet.
-    #[inline(never)]
+    /// A packet with `payload_unit_start_indicator`: a new PES packet. The
+    /// usual PES header fits in its first packet and is parsed in place;
+    /// one that continues in the next packet is collected.
+    #[inline(always)]
     fn start_pes<H: DemuxHandler>(
         &mut self,
         pid: Pid,
@@ -647,8 +835,52 @@ impl EsState {
         packet: &TsPacket<'_>,
         handler: &mut H,
     ) -> Result<(), PesError> {
-        self.end_pes(pid, handler);
+        if self.current.is_some() {
+            self.end_pes(pid, handler);
+        }
+        // Now no access unit is pending and no header is being collected
+        // (`collecting_header` implies `current`).
+        let payload = packet.payload();
+        let header = match PesHeader::parse(pid, payload) {
+            Ok(Some(header)) => header,
+            Ok(None) => {
+                self.await_header(index, packet);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        handler.on_pes(&PesStart {
+            pid,
+            codec: self.codec,
+            index,
+            header,
+        });
+        if let Some(scanner) = &mut self.scanner {
+            // A scanned codec: the access unit is pending until the scan
+            // decides its kind.
+            scanner.start();
+            self.current = Some(PendingAu {
+                index,
+                pts: header.pts,
+                dts: header.dts,
+                random_access_indicator: packet.random_access(),
+                damaged: false,
+            });
+            self.scan(
+                pid,
+                payload.get(header.header_len..).unwrap_or_default(),
+                handler,
+            );
+        }
+        Ok(())
+    }
+
+    /// A PES packet whose header continues in the next packet.
+    #[cold]
+    #[inline(never)]
+    fn await_header(&mut self, index: u64, packet: &TsPacket<'_>) {
         self.header.clear();
+        self.header.extend_from_slice(packet.payload());
         self.collecting_header = true;
         self.current = Some(PendingAu {
             index,
@@ -660,7 +892,6 @@ impl EsState {
         if let Some(s) = &mut self.scanner {
             s.start();
         }
-        self.header_bytes(pid, packet.payload(), handler)
     }
 
     /// Collects PES header bytes; once the header is complete, reports the
@@ -722,6 +953,7 @@ impl EsState {
         Ok(())
     }
 
+    #[inline(always)]
     fn scan<H: DemuxHandler>(&mut self, pid: Pid, bytes: &[u8], handler: &mut H) {
         let (Some(scanner), Some(au)) = (&mut self.scanner, &self.current) else {
             return;
@@ -743,6 +975,7 @@ impl EsState {
     }
 
     /// The PES packet in progress ended (new PUSI, or end of stream).
+    #[inline(never)]
     fn end_pes<H: DemuxHandler>(&mut self, pid: Pid, handler: &mut H) {
         let Some(au) = self.current.take() else {
             return;
@@ -782,7 +1015,7 @@ impl StreamDemux {
     pub fn push<H: DemuxHandler>(&mut self, chunk: &[u8], handler: &mut H) {
         let demux = &mut self.demux;
         self.resync
-            .push(chunk, |packet, _| demux.push_packet(packet, handler));
+            .push_runs(chunk, |run, _| demux.push_packets(run, handler));
     }
 
     /// Like [`StreamDemux::push`], also handing every packet to `store` as a
@@ -1042,6 +1275,249 @@ mod tests {
         let (demux, log) = m.run();
         assert_eq!(demux.stats().transport_errors, 1);
         assert!(!log.iter().any(|l| l.contains("pes")), "{log:?}");
+    }
+
+    /// Every callback of a handler, for comparing two demuxers.
+    #[derive(Default)]
+    struct Trace(Vec<Event>);
+
+    #[derive(Debug, PartialEq)]
+    enum Event {
+        /// Index, header bytes, payload offset, random access,
+        /// discontinuity, PCR: all `on_packet` shows a handler.
+        Packet(u64, [u8; 4], usize, bool, bool, Option<Pcr>),
+        Other(String),
+    }
+
+    impl DemuxHandler for Trace {
+        fn on_packet(&mut self, index: u64, packet: &TsPacket<'_>) {
+            let &[b0, b1, b2, b3, ..] = packet.as_bytes();
+            self.0.push(Event::Packet(
+                index,
+                [b0, b1, b2, b3],
+                packet.payload_offset(),
+                packet.random_access(),
+                packet.discontinuity(),
+                packet.pcr(),
+            ));
+        }
+        fn on_pat(&mut self, index: u64, pat: &Pat, section: &[u8]) {
+            self.0
+                .push(Event::Other(format!("{index} {pat:?} {section:?}")));
+        }
+        fn on_pmt(&mut self, index: u64, pid: Pid, pmt: &Pmt, section: &[u8]) {
+            self.0
+                .push(Event::Other(format!("{index} {pid} {pmt:?} {section:?}")));
+        }
+        fn on_pes(&mut self, pes: &PesStart) {
+            self.0.push(Event::Other(format!("{pes:?}")));
+        }
+        fn on_access_unit(&mut self, au: &AccessUnit) {
+            self.0.push(Event::Other(format!("{au:?}")));
+        }
+        fn on_pcr(&mut self, index: u64, pid: Pid, pcr: Pcr) {
+            self.0.push(Event::Other(format!("{index} {pid} {pcr:?}")));
+        }
+        fn on_error(&mut self, index: u64, error: &DemuxError) {
+            self.0.push(Event::Other(format!("{index} {error:?}")));
+        }
+    }
+
+    /// The demux's per-packet work with none of its shortcuts (the quiet
+    /// paths, the in-order path, the PSI repeat test): every packet fully
+    /// checked, then handed to its role. The shortcuts must agree with it.
+    fn push_reference<H: DemuxHandler>(
+        demux: &mut Demux,
+        bytes: &[u8; PACKET_SIZE],
+        handler: &mut H,
+    ) {
+        let index = demux.next_index;
+        demux.next_index += 1;
+        demux.stats.packets += 1;
+        let packet = match TsPacket::from_array(bytes) {
+            Ok(p) => p,
+            Err(e) => return demux.malformed(index, e, handler),
+        };
+        let pid = packet.pid();
+        demux.pids[pid.index()].packets += 1;
+        if packet.transport_error() {
+            demux.stats.transport_errors += 1;
+            return;
+        }
+        handler.on_packet(index, &packet);
+        let Some(lost) = demux.check_unusual(index, &packet, handler) else {
+            return;
+        };
+        match role_in(&demux.pids, &mut demux.roles, pid) {
+            Some(PidRole::Es(es)) => {
+                let result = es.push(pid, index, &packet, lost, handler);
+                demux.pids[pid.index()].quiet = es.quiet();
+                if let Err(e) = result {
+                    demux.pes_error(index, e, handler);
+                }
+            }
+            Some(PidRole::Pat(_) | PidRole::Pmt(_)) => {
+                demux.push_psi(index, pid, &packet, lost, handler);
+            }
+            None => {}
+        }
+    }
+
+    /// Feeds `packets` to a demux through [`push_reference`] and to another
+    /// in runs of `run` through [`Demux::push_packets`], and compares all
+    /// they report.
+    fn assert_shortcuts_agree(packets: &[[u8; PACKET_SIZE]], run: usize) {
+        let (mut reference, mut fast) = (Demux::new(), Demux::new());
+        let (mut want, mut got) = (Trace::default(), Trace::default());
+        for p in packets {
+            push_reference(&mut reference, p, &mut want);
+        }
+        for r in packets.chunks(run.max(1)) {
+            fast.push_packets(r, &mut got);
+        }
+        reference.finish(&mut want);
+        fast.finish(&mut got);
+        if let Some(at) =
+            (0..want.0.len().max(got.0.len())).find(|&i| want.0.get(i) != got.0.get(i))
+        {
+            panic!(
+                "callback {at} differs: reference {:?}, fast {:?}",
+                want.0.get(at),
+                got.0.get(at)
+            );
+        }
+        assert_eq!(fast.stats(), reference.stats());
+        assert_eq!(fast.next_index(), reference.next_index());
+        assert!(fast.pids().eq(reference.pids()));
+        assert_eq!(fast.pat(), reference.pat());
+        assert!(fast.pmts().eq(reference.pmts()));
+    }
+
+    fn sample_stream() -> Vec<[u8; PACKET_SIZE]> {
+        let mut m = Mux::new();
+        m.pat(0);
+        m.pmt(0, &[(0x1B, 0x100), (0x0F, 0x101)]);
+        let mut es = vec![0, 0, 0, 1, 0x06, 5];
+        es.extend(std::iter::repeat_n(0x80, 400));
+        es.extend_from_slice(&[0, 0, 1, 0x65, 0x88]);
+        for i in 0..4 {
+            m.pes(0x100, 3600 * i, &es, 184);
+            m.pes(0x101, 1800 * i, &[0xFF, 0xF1, 0x50, 0x80], 184);
+            m.pes(0x100, 3600 * i + 1800, P_SLICE, 20);
+            m.pat(0);
+            m.pmt(0, &[(0x1B, 0x100), (0x0F, 0x101)]);
+        }
+        m.packets
+    }
+
+    /// Damages `packets` in place from `seed`: mostly header and adaptation
+    /// field bytes, where the shortcuts decide, and dropped packets.
+    fn damage(packets: &mut Vec<[u8; PACKET_SIZE]>, seed: u64, edits: usize) {
+        let mut state = seed | 1;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..edits {
+            if packets.is_empty() {
+                return;
+            }
+            let r = next();
+            let p = (r as usize >> 8) % packets.len();
+            let at = match r % 4 {
+                0 => 1 + (r as usize >> 40) % 3,
+                1 => 4 + (r as usize >> 40) % 16,
+                2 => (r as usize >> 40) % PACKET_SIZE,
+                _ => {
+                    packets.remove(p);
+                    continue;
+                }
+            };
+            packets[p][at] = (r >> 32) as u8;
+        }
+    }
+
+    #[test]
+    fn shortcuts_agree_with_the_reference_on_captures() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata");
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "ts"))
+            .collect();
+        names.sort();
+        assert!(!names.is_empty());
+        for (n, name) in names.iter().enumerate() {
+            let data = std::fs::read(name).unwrap();
+            let (whole, _) = data.as_chunks::<PACKET_SIZE>();
+            for round in 0..4u64 {
+                let mut packets = whole.to_vec();
+                damage(&mut packets, n as u64 * 31 + round, round as usize * 40);
+                assert_shortcuts_agree(&packets, 7);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The shortcuts agree with the reference on damaged streams, fed in
+        /// runs of any length.
+        #[test]
+        fn shortcuts_agree_with_the_reference(seed: u64, edits in 0usize..30, run in 1usize..12) {
+            let mut packets = sample_stream();
+            damage(&mut packets, seed, edits);
+            assert_shortcuts_agree(&packets, run);
+        }
+    }
+
+    #[test]
+    fn a_malformed_pmt_is_reported_each_time_it_repeats() {
+        // A PMT that passes its CRC but does not parse does not replace the
+        // current table, so its repeats are not skipped as unchanged.
+        let mut m = Mux::new();
+        m.pat(0);
+        m.pmt(0, &[(0x1B, 0x100)]);
+        let mut pmt = Pmt {
+            program_number: 1,
+            version: 0,
+            pcr_pid: Pid::new(0x100),
+            descriptors: vec![],
+            streams: vec![],
+        }
+        .to_section();
+        // program_info_length = 0xFFF.
+        pmt[10] = 0xFF;
+        pmt[11] = 0xFF;
+        let len = pmt.len();
+        let crc = crc32(&pmt[..len - 4]);
+        pmt[len - 4..].copy_from_slice(&crc.to_be_bytes());
+        for _ in 0..3 {
+            m.psi(0x1000, &pmt);
+        }
+        let (demux, log) = m.run();
+        assert_eq!(demux.stats().psi_errors, 3, "{log:?}");
+    }
+
+    #[test]
+    fn access_unit_without_a_slice_is_reported_at_the_next_start() {
+        let mut m = Mux::new();
+        m.pat(0);
+        m.pmt(0, &[(0x1B, 0x100)]);
+        // Parameter sets and no slice, then a P slice.
+        m.pes(0x100, 0, &[0, 0, 0, 1, 0x09, 0xF0, 0, 0, 1, 0x67, 1], 184);
+        m.pes(0x100, 3600, P_SLICE, 184);
+        let (_, log) = m.run();
+        assert_eq!(
+            log[2..],
+            [
+                "2 pes 0x0100 Some(0)",
+                "2 au 0x0100 NoPicture damaged=false",
+                "3 pes 0x0100 Some(3600)",
+                "3 au 0x0100 NonIrap damaged=false",
+            ],
+            "{log:?}"
+        );
     }
 
     #[test]

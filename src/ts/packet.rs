@@ -73,40 +73,98 @@ impl<'a> TsPacket<'a> {
     /// Validates a fixed-size block as one transport packet.
     #[inline]
     pub fn from_array(bytes: &'a [u8; PACKET_SIZE]) -> Result<TsPacket<'a>, PacketError> {
-        let [sync, b1, b2, b3, rest @ ..] = bytes;
-        if *sync != SYNC_BYTE {
-            return Err(PacketError::NoSync { got: *sync });
+        let &[sync, _, _, b3, len, first, ..] = bytes;
+        if sync != SYNC_BYTE {
+            return Err(PacketError::NoSync { got: sync });
         }
-        let pid = Pid::new(u16::from(*b1 & 0x1F) << 8 | u16::from(*b2));
-        let (payload_offset, af_flags) = match (b3 >> 4) & 0x03 {
-            0b01 => (HEADER_SIZE, 0),
-            0b00 => (PACKET_SIZE, 0),
-            control => {
-                let (len, field) = rest.split_first().unwrap_or((&0, &[]));
-                let field = field
-                    .get(..usize::from(*len))
-                    .ok_or(PacketError::AdaptationFieldTooLong { pid, len: *len })?;
-                AdaptationField::check(field).map_err(|needed| {
-                    PacketError::AdaptationFieldTruncated {
-                        pid,
-                        len: *len,
-                        needed,
-                    }
-                })?;
-                let flags = field.first().copied().unwrap_or(0);
-                if control == 0b11 {
-                    (HEADER_SIZE + 1 + usize::from(*len), flags)
-                } else {
-                    (PACKET_SIZE, flags)
-                }
-            }
-        };
+        let control = (b3 >> 4) & 0x03;
+        if control == 0b01 {
+            return Ok(TsPacket::payload_only(bytes));
+        }
+        if control == 0b00 {
+            return Ok(TsPacket {
+                bytes,
+                payload_offset: PACKET_SIZE as u8,
+                af_flags: 0,
+            });
+        }
+        // The flags byte is the field's first, when it is not empty.
+        let af_flags = if len == 0 { 0 } else { first };
+        let needs = FIXED_NEEDS
+            .get(usize::from(af_flags & 0x1F))
+            .copied()
+            .unwrap_or(u8::MAX);
+        if usize::from(len) > PACKET_SIZE - HEADER_SIZE - 1 || (len > 0 && needs > len) {
+            TsPacket::check_field(bytes)?;
+        }
         Ok(TsPacket {
             bytes,
-            // Proven ≤ 188 above.
-            payload_offset: u8::try_from(payload_offset).unwrap_or(u8::MAX),
+            // ≤ 5 + 183 = 188.
+            payload_offset: if control == 0b11 {
+                HEADER_SIZE as u8 + 1 + len
+            } else {
+                PACKET_SIZE as u8
+            },
             af_flags,
         })
+    }
+
+    /// The full check of an adaptation field that the quick test in
+    /// [`TsPacket::from_array`] could not pass: too long, truncated, or with
+    /// variable-length parts.
+    #[cold]
+    #[inline(never)]
+    fn check_field(bytes: &[u8; PACKET_SIZE]) -> Result<(), PacketError> {
+        let &[_, b1, b2, _, len, ..] = bytes;
+        let pid = Pid::new(u16::from(b1 & 0x1F) << 8 | u16::from(b2));
+        let field = bytes
+            .get(HEADER_SIZE + 1..HEADER_SIZE + 1 + usize::from(len))
+            .ok_or(PacketError::AdaptationFieldTooLong { pid, len })?;
+        AdaptationField::check(field).map_err(|needed| PacketError::AdaptationFieldTruncated {
+            pid,
+            len,
+            needed,
+        })
+    }
+
+    /// The view of a packet its caller has checked to start with the sync
+    /// byte and to have `adaptation_field_control` `01` (payload only): such
+    /// a packet is always well formed, with its payload after the header.
+    #[inline(always)]
+    fn payload_only(bytes: &'a [u8; PACKET_SIZE]) -> TsPacket<'a> {
+        TsPacket {
+            bytes,
+            payload_offset: HEADER_SIZE as u8,
+            af_flags: 0,
+        }
+    }
+
+    /// The view of a packet that needs no checking beyond a look at its
+    /// first six bytes, and whose header holds nothing a demux acts on per
+    /// packet beyond the PID, PUSI and counter: the sync byte, not
+    /// scrambled, then payload only, or an adaptation field that is empty
+    /// or has no flags but random access and priority (so no discontinuity,
+    /// no PCR; the rest is stuffing, §2.4.3.5). `None` for any other packet:
+    /// [`TsPacket::from_array`] takes those.
+    #[inline(always)]
+    pub(crate) fn plain(bytes: &'a [u8; PACKET_SIZE]) -> Option<TsPacket<'a>> {
+        let &[sync, _, _, b3, len, flags, ..] = bytes;
+        if sync != SYNC_BYTE {
+            return None;
+        }
+        match b3 & 0xF0 {
+            0x10 => Some(TsPacket::payload_only(bytes)),
+            0x30 if usize::from(len) < PACKET_SIZE - HEADER_SIZE
+                && (len == 0 || flags & !(FLAG_RANDOM_ACCESS | FLAG_ES_PRIORITY) == 0) =>
+            {
+                Some(TsPacket {
+                    bytes,
+                    payload_offset: HEADER_SIZE as u8 + 1 + len,
+                    af_flags: if len == 0 { 0 } else { flags },
+                })
+            }
+            _ => None,
+        }
     }
 
     pub fn as_bytes(&self) -> &'a [u8; PACKET_SIZE] {
@@ -250,6 +308,34 @@ const FLAG_OPCR: u8 = 0x08;
 const FLAG_SPLICING_POINT: u8 = 0x04;
 const FLAG_PRIVATE_DATA: u8 = 0x02;
 const FLAG_EXTENSION: u8 = 0x01;
+
+/// Bytes an adaptation field needs for its flags byte and the fixed-size
+/// fields its flags announce (PCR, OPCR, splice countdown), by the flags'
+/// low 5 bits; `u8::MAX` when a variable-length part (private data,
+/// extension) is announced, whose size takes a walk to find.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "const evaluation over a 32-entry table, flags < 32"
+)]
+const FIXED_NEEDS: [u8; 32] = {
+    let mut needs = [0u8; 32];
+    let mut flags = 0;
+    while flags < 32 {
+        needs[flags] = if flags as u8 & (FLAG_PRIVATE_DATA | FLAG_EXTENSION) != 0 {
+            u8::MAX
+        } else {
+            1 + if flags as u8 & FLAG_PCR != 0 { 6 } else { 0 }
+                + if flags as u8 & FLAG_OPCR != 0 { 6 } else { 0 }
+                + if flags as u8 & FLAG_SPLICING_POINT != 0 {
+                    1
+                } else {
+                    0
+                }
+        };
+        flags += 1;
+    }
+    needs
+};
 
 /// Offsets of the optional fields inside an adaptation field.
 #[derive(Default)]
@@ -600,7 +686,69 @@ mod tests {
         assert!(p.has_payload() && p.payload().is_empty());
     }
 
+    /// Whenever `plain` takes a packet, it sees what `from_array` does, and
+    /// nothing `plain` promises to leave out: every control, scrambling,
+    /// length and flags byte.
+    #[test]
+    fn plain_agrees_with_from_array() {
+        for b3 in (0..16u8).map(|high| high << 4 | 0x05) {
+            for len in 0..=u8::MAX {
+                for flags in 0..=u8::MAX {
+                    let mut bytes = [0xFFu8; PACKET_SIZE];
+                    bytes[..6].copy_from_slice(&[SYNC_BYTE, 0x01, 0x00, b3, len, flags]);
+                    let Some(plain) = TsPacket::plain(&bytes) else {
+                        continue;
+                    };
+                    let checked = TsPacket::from_array(&bytes).unwrap();
+                    assert_eq!(
+                        (plain.payload_offset(), plain.af_flags),
+                        (checked.payload_offset(), checked.af_flags),
+                        "{b3:#04x} {len} {flags:#04x}"
+                    );
+                    assert!(plain.has_payload() && plain.scrambling() == 0);
+                    assert!(!plain.discontinuity() && plain.pcr().is_none());
+                }
+            }
+        }
+        let mut bytes = [0u8; PACKET_SIZE];
+        bytes[..4].copy_from_slice(&[0x46, 0x01, 0x00, 0x10]);
+        assert!(TsPacket::plain(&bytes).is_none());
+    }
+
     proptest! {
+        /// `from_array` checks what the plain walk of the adaptation field
+        /// does, and finds the same payload and flags.
+        #[test]
+        fn from_array_agrees_with_the_field_walk(
+            b3 in (prop_oneof![Just(0x20u8), Just(0x30), any::<u8>()], 0u8..16)
+                .prop_map(|(control, cc)| control | cc),
+            len in prop_oneof![0u8..20, 180u8..186, any::<u8>()],
+            field in proptest::collection::vec(prop_oneof![0u8..20, any::<u8>()], PACKET_SIZE - 5),
+        ) {
+            let mut bytes = [0u8; PACKET_SIZE];
+            bytes[..5].copy_from_slice(&[SYNC_BYTE, 0x01, 0x00, b3, len]);
+            bytes[5..].copy_from_slice(&field);
+            let walked = match (b3 >> 4) & 0x03 {
+                0b01 => Ok((HEADER_SIZE, 0)),
+                0b00 => Ok((PACKET_SIZE, 0)),
+                control => match bytes.get(5..5 + usize::from(len)) {
+                    None => Err(PacketError::AdaptationFieldTooLong { pid: Pid::new(0x100), len }),
+                    Some(field) => AdaptationField::parse(field)
+                        .map(|f| {
+                            let offset = if control == 0b11 { 5 + usize::from(len) } else { PACKET_SIZE };
+                            (offset, f.as_bytes().first().copied().unwrap_or(0))
+                        })
+                        .map_err(|needed| PacketError::AdaptationFieldTruncated {
+                            pid: Pid::new(0x100),
+                            len,
+                            needed,
+                        }),
+                },
+            };
+            let checked = TsPacket::from_array(&bytes).map(|p| (p.payload_offset(), p.af_flags));
+            prop_assert_eq!(checked, walked);
+        }
+
         #[test]
         fn any_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), PACKET_SIZE)) {
             if let Ok(p) = TsPacket::new(&bytes) {

@@ -10,7 +10,9 @@
 //!
 //! Packets that lie wholly inside a pushed chunk are handed out as slices of
 //! it (zero copy); only a packet split across chunks is assembled in a
-//! 188-byte carry buffer.
+//! 188-byte carry buffer. [`Resync::push_runs`] hands out the packets of a
+//! chunk in runs (`&[[u8; 188]]`), so that a consumer loops over a run in
+//! one call instead of being called per packet.
 
 use bytes::Bytes;
 use memchr::memchr_iter;
@@ -20,13 +22,25 @@ use super::packet::{PACKET_SIZE, SYNC_BYTE};
 /// Sync bytes at 188-byte spacing needed to (re)acquire lock.
 pub const CONFIRM_SYNCS: usize = 3;
 
-/// Where a packet handed out by [`Resync::push`] lives.
+/// Where a packet (or the first packet of a run) handed out by [`Resync`]
+/// lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
     /// At this offset in the chunk just pushed.
     Chunk(usize),
     /// Assembled from bytes of more than one chunk.
     Carried,
+}
+
+impl Origin {
+    /// The origin of the packet `n` packets after this one in a run.
+    #[inline]
+    fn nth(self, n: usize) -> Origin {
+        match self {
+            Origin::Chunk(at) => Origin::Chunk(at + n * PACKET_SIZE),
+            Origin::Carried => Origin::Carried,
+        }
+    }
 }
 
 /// Counters kept by [`Resync`].
@@ -68,6 +82,40 @@ impl Resync {
 
     /// Feeds a chunk; calls `emit` for every complete packet, in order.
     pub fn push(&mut self, chunk: &[u8], mut emit: impl FnMut(&[u8; PACKET_SIZE], Origin)) {
+        self.push_runs(chunk, |run, origin| {
+            for (n, packet) in run.iter().enumerate() {
+                emit(packet, origin.nth(n));
+            }
+        });
+    }
+
+    /// Like [`Resync::push`], handing out the packets as runs: `emit` gets
+    /// consecutive packets and the origin of the first. A run of the chunk
+    /// itself is a slice of it (zero copy); a packet assembled from several
+    /// chunks comes alone.
+    pub fn push_runs(&mut self, chunk: &[u8], mut emit: impl FnMut(&[[u8; PACKET_SIZE]], Origin)) {
+        // The usual chunk while locked: whole packets from its first byte,
+        // each starting with the sync byte, and so does the cut-short tail
+        // if any. (What `push_any` would do, without its bookkeeping.)
+        if self.locked && self.pending.is_empty() {
+            let (packets, tail) = chunk.as_chunks::<PACKET_SIZE>();
+            let synced = packets
+                .iter()
+                .fold(true, |synced, p| synced & (p[0] == SYNC_BYTE));
+            if synced && tail.first().is_none_or(|&b| b == SYNC_BYTE) {
+                if !packets.is_empty() {
+                    self.stats.packets += packets.len() as u64;
+                    emit(packets, Origin::Chunk(0));
+                }
+                self.pending.extend_from_slice(tail);
+                return;
+            }
+        }
+        self.push_any(chunk, &mut emit);
+    }
+
+    /// [`Resync::push_runs`] for any chunk.
+    fn push_any(&mut self, chunk: &[u8], mut emit: impl FnMut(&[[u8; PACKET_SIZE]], Origin)) {
         let mut pos = 0;
         if !self.pending.is_empty() {
             if self.locked {
@@ -82,7 +130,7 @@ impl Resync {
                     && packet[0] == SYNC_BYTE
                 {
                     self.stats.packets += 1;
-                    emit(packet, Origin::Carried);
+                    emit(std::slice::from_ref(packet), Origin::Carried);
                     self.pending.clear();
                 } else {
                     // The carried packet is bad: hunt inside it and the chunk.
@@ -162,7 +210,7 @@ impl Resync {
         &mut self,
         chunk: &[u8],
         from: usize,
-        emit: &mut impl FnMut(&[u8; PACKET_SIZE], Origin),
+        emit: &mut impl FnMut(&[[u8; PACKET_SIZE]], Origin),
     ) {
         let rest = chunk.get(from..).unwrap_or_default();
         let carried = self.pending.len();
@@ -187,7 +235,7 @@ impl Resync {
                         break;
                     };
                     self.stats.packets += 1;
-                    emit(packet, Origin::Carried);
+                    emit(std::slice::from_ref(packet), Origin::Carried);
                     p += PACKET_SIZE;
                 }
                 if p < carried {
@@ -218,7 +266,7 @@ impl Resync {
         &mut self,
         chunk: &[u8],
         from: usize,
-        emit: &mut impl FnMut(&[u8; PACKET_SIZE], Origin),
+        emit: &mut impl FnMut(&[[u8; PACKET_SIZE]], Origin),
     ) {
         match find_sync(chunk, from) {
             Hunt::Locked(at) => {
@@ -234,62 +282,83 @@ impl Resync {
         }
     }
 
-    /// The fast path: hand out aligned packets from `chunk` starting at `pos`.
+    /// While locked: hands out aligned packets from `chunk` starting at
+    /// `pos`.
+    ///
+    /// A packet is handed out plainly when it starts with the sync byte and
+    /// so does the next one, or the chunk ends first; the sync bytes of a
+    /// whole run are checked before the run is handed out in one call.
     fn scan(
         &mut self,
         chunk: &[u8],
         mut pos: usize,
-        emit: &mut impl FnMut(&[u8; PACKET_SIZE], Origin),
+        emit: &mut impl FnMut(&[[u8; PACKET_SIZE]], Origin),
     ) {
         if !self.locked {
             return self.hunt_chunk(chunk, pos, emit);
         }
-        while let Some(block) = chunk.get(pos..pos + PACKET_SIZE) {
-            let Ok(packet) = <&[u8; PACKET_SIZE]>::try_from(block) else {
-                break;
+        loop {
+            let rest = chunk.get(pos..).unwrap_or_default();
+            let (packets, _) = rest.as_chunks::<PACKET_SIZE>();
+            let synced = packets
+                .iter()
+                .position(|p| p[0] != SYNC_BYTE)
+                .unwrap_or(packets.len());
+            // The first byte after the synced packets: a bad packet's, the
+            // cut-short tail's, or none.
+            let after = rest.get(synced * PACKET_SIZE);
+            let plain = match after {
+                Some(&b) if b != SYNC_BYTE => synced.saturating_sub(1),
+                _ => synced,
             };
-            if packet[0] != SYNC_BYTE {
+            if let Some(run) = packets.get(..plain)
+                && !run.is_empty()
+            {
+                self.stats.packets += run.len() as u64;
+                emit(run, Origin::Chunk(pos));
+            }
+            pos += plain * PACKET_SIZE;
+            if plain == synced {
+                // Every whole packet is out, or there was none: keep the tail.
+                if synced == packets.len() {
+                    break;
+                }
+                // The packet at `pos` does not start with the sync byte.
                 self.lose_sync();
                 self.stats.bytes_skipped += 1;
                 return self.hunt_chunk(chunk, pos + 1, emit);
             }
-            if chunk
-                .get(pos + PACKET_SIZE)
-                .is_some_and(|&b| b != SYNC_BYTE)
-            {
-                // Either garbage follows this packet, or this "packet" is cut
-                // short (or is garbage that happens to start with 0x47). The
-                // next confirmed sync tells which: if it starts inside this
-                // packet, this packet is not whole.
-                self.lose_sync();
-                let next = match find_sync(chunk, pos + 1) {
-                    Hunt::Locked(at) => Ok(at),
-                    Hunt::NeedMore(at) => Err(at),
-                };
-                let at = next.unwrap_or_else(|at| at);
-                if at >= pos + PACKET_SIZE {
-                    self.stats.packets += 1;
-                    emit(packet, Origin::Chunk(pos));
-                    self.stats.bytes_skipped += (at - pos - PACKET_SIZE) as u64;
-                } else {
-                    self.stats.bytes_skipped += (at - pos) as u64;
+            let Some(packet) = packets.get(plain) else {
+                break;
+            };
+            // Either garbage follows this packet, or this "packet" is cut
+            // short (or is garbage that happens to start with 0x47). The
+            // next confirmed sync tells which: if it starts inside this
+            // packet, this packet is not whole.
+            self.lose_sync();
+            let next = match find_sync(chunk, pos + 1) {
+                Hunt::Locked(at) => Ok(at),
+                Hunt::NeedMore(at) => Err(at),
+            };
+            let at = next.unwrap_or_else(|at| at);
+            if at >= pos + PACKET_SIZE {
+                self.stats.packets += 1;
+                emit(std::slice::from_ref(packet), Origin::Chunk(pos));
+                self.stats.bytes_skipped += (at - pos - PACKET_SIZE) as u64;
+            } else {
+                self.stats.bytes_skipped += (at - pos) as u64;
+            }
+            match next {
+                Ok(at) => {
+                    self.locked = true;
+                    pos = at;
                 }
-                match next {
-                    Ok(at) => {
-                        self.locked = true;
-                        pos = at;
-                        continue;
-                    }
-                    Err(at) => {
-                        self.pending
-                            .extend_from_slice(chunk.get(at..).unwrap_or_default());
-                        return;
-                    }
+                Err(at) => {
+                    self.pending
+                        .extend_from_slice(chunk.get(at..).unwrap_or_default());
+                    return;
                 }
             }
-            self.stats.packets += 1;
-            emit(packet, Origin::Chunk(pos));
-            pos += PACKET_SIZE;
         }
         self.pending
             .extend_from_slice(chunk.get(pos..).unwrap_or_default());
@@ -462,6 +531,53 @@ mod tests {
     }
 
     proptest! {
+        /// `push_runs` hands out the packets `push` does, with the same
+        /// origins and statistics, its runs are consecutive in the chunk, and
+        /// its shortcut for the usual chunk agrees with the general path.
+        #[test]
+        fn runs_agree_with_packets(
+            // Edits land on sync bytes half the time.
+            edits in proptest::collection::vec(
+                (0usize..40, prop_oneof![Just(0usize), 0usize..PACKET_SIZE], any::<u8>()),
+                0..6,
+            ),
+            cut in proptest::option::of(0usize..40 * PACKET_SIZE),
+            // Chunks of whole packets, often with a few bytes more or less.
+            split in prop_oneof![(1usize..8, 0usize..3).prop_map(|(n, r)| n * PACKET_SIZE + r), 1usize..1500],
+        ) {
+            let mut data = stream(40);
+            for (packet, at, b) in &edits {
+                data[packet * PACKET_SIZE + at] = if b % 3 == 0 { 0x47 } else { *b };
+            }
+            if let Some(cut) = cut {
+                data.drain(cut..(cut + 100).min(data.len()));
+            }
+            let mut each = Resync::new();
+            let mut runs = Resync::new();
+            let mut general = Resync::new();
+            let (mut by_packet, mut by_run, mut by_general) = (Vec::new(), Vec::new(), Vec::new());
+            for c in data.chunks(split) {
+                each.push(c, |p, o| by_packet.push((p.to_vec(), o)));
+                general.push_any(c, |run, o| {
+                    by_general.extend(run.iter().enumerate().map(|(n, p)| (p.to_vec(), o.nth(n))));
+                });
+                runs.push_runs(c, |run, o| {
+                    for (n, p) in run.iter().enumerate() {
+                        if let Origin::Chunk(at) = o {
+                            assert_eq!(&c[at + n * PACKET_SIZE..][..PACKET_SIZE], p);
+                        }
+                        by_run.push((p.to_vec(), o.nth(n)));
+                    }
+                });
+                prop_assert_eq!(&by_run, &by_packet);
+                prop_assert_eq!(&by_general, &by_packet);
+                prop_assert_eq!(runs.stats(), each.stats());
+                prop_assert_eq!(general.stats(), each.stats());
+                prop_assert_eq!(runs.is_locked(), each.is_locked());
+                prop_assert_eq!(&runs.pending, &general.pending);
+            }
+        }
+
         #[test]
         fn garbage_insertions_and_splits(
             inserts in proptest::collection::vec((0usize..40, proptest::collection::vec(any::<u8>(), 1..50)), 0..4),
