@@ -2,7 +2,8 @@
 //!
 //! The crate is layered as described in `DESIGN.md`:
 //!
-//! - **sans-IO core** ([`ts`], [`rtp`], [`probe`], [`config`]): parsing,
+//! - **sans-IO core** ([`ts`], [`rtp`], [`probe`], [`config`], and the
+//!   protocol cores of [`ingest`]): parsing,
 //!   indexing, analysis and validation as plain synchronous code over byte
 //!   slices and text. No sockets, no files, no clock reads, no tasks; every
 //!   function is deterministic and testable without I/O.
@@ -22,6 +23,7 @@
 
 pub mod config;
 pub mod fuzz_harness;
+pub mod ingest;
 pub mod probe;
 pub mod rtp;
 pub mod ts;
