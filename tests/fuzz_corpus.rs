@@ -65,3 +65,13 @@ fn probe() {
 fn rtp() {
     replay("rtp", fuzz_harness::rtp);
 }
+
+#[test]
+fn srt_gate() {
+    replay("srt_gate", fuzz_harness::srt_gate);
+}
+
+#[test]
+fn srt_endpoint() {
+    replay("srt_endpoint", fuzz_harness::srt_endpoint);
+}
