@@ -58,6 +58,8 @@ pub enum RejectCode {
     Group,
     /// Core 1017 (`SRT_REJ_CRYPTO`): a cipher but AES-CTR (AES-GCM).
     Crypto,
+    /// Any other rejection srt-protocol itself produced, by its wire value.
+    Protocol(i32),
 }
 
 impl RejectCode {
@@ -79,11 +81,18 @@ impl RejectCode {
             RejectCode::Filter => 1014,
             RejectCode::Group => 1015,
             RejectCode::Crypto => 1017,
+            RejectCode::Protocol(wire) if wire >= 2000 => {
+                u16::try_from(wire - 2000).unwrap_or(u16::MAX)
+            }
+            RejectCode::Protocol(wire) => u16::try_from(wire).unwrap_or(u16::MAX),
         }
     }
 
     /// The value of the rejection's handshake type field (see the type doc).
     pub fn wire(self) -> i32 {
+        if let RejectCode::Protocol(wire) = self {
+            return wire;
+        }
         let code = i32::from(self.code());
         if code < 1000 { 2000 + code } else { code }
     }
@@ -106,6 +115,7 @@ impl fmt::Display for RejectCode {
             RejectCode::Filter => "packet filter not supported",
             RejectCode::Group => "bonding not supported",
             RejectCode::Crypto => "cipher not supported",
+            RejectCode::Protocol(_) => "rejected by the SRT handshake",
         };
         write!(f, "{} {name}", self.code())
     }
@@ -459,6 +469,16 @@ input = [{ kind = "udp", listen = "127.0.0.1:5001" }]
 [[stream]]
 id = "live/udpbackup"
 input = [{ kind = "udp", listen = "127.0.0.1:5002", role = "backup" }]
+
+[[stream]]
+id = "live/udpbackup-single"
+second_publisher = "reject"
+input = [{ kind = "udp", listen = "127.0.0.1:5003", role = "backup" }]
+
+[[stream]]
+id = "live/udpmain-takeover"
+second_publisher = "takeover"
+input = [{ kind = "udp", listen = "127.0.0.1:5004" }]
 "#;
 
     fn config() -> Config {
@@ -468,6 +488,7 @@ input = [{ kind = "udp", listen = "127.0.0.1:5002", role = "backup" }]
     fn km(key_len: u8) -> Option<KeyMaterial> {
         Some(KeyMaterial {
             key_len,
+            keys: 1,
             cipher: CIPHER_AES_CTR,
         })
     }
@@ -651,6 +672,12 @@ input = [{ kind = "udp", listen = "127.0.0.1:5002", role = "backup" }]
         // A UDP backup: the SRT publisher is the main.
         assert_eq!(role(&c, "live/udpbackup", NONE), Role::Main);
         assert_eq!(code(&c, "live/udpbackup", None, MAIN), Some(409));
+        // `reject` is about a second SRT publisher: a UDP backup is not one.
+        assert_eq!(role(&c, "live/udpbackup-single", NONE), Role::Main);
+        assert_eq!(code(&c, "live/udpbackup-single", None, MAIN), Some(409));
+        // `takeover` cannot take a configured main.
+        assert_eq!(role(&c, "live/udpmain-takeover", NONE), Role::Backup);
+        assert_eq!(code(&c, "live/udpmain-takeover", None, BACKUP), Some(409));
     }
 
     #[test]
@@ -670,6 +697,7 @@ input = [{ kind = "udp", listen = "127.0.0.1:5002", role = "backup" }]
         }
         let gcm = Some(KeyMaterial {
             key_len: 16,
+            keys: 1,
             cipher: 3,
         });
         assert_eq!(code(&c, "live/secret", gcm, NONE), Some(1017));

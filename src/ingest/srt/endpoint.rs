@@ -65,6 +65,10 @@ use super::admission::{
 use super::cookie::CookieJar;
 use super::gate::{self, Handshake, Kind, Unsupported};
 
+/// The longest a connection is left alone, whatever srt-protocol asks
+/// (`Instant + Duration` must not overflow).
+const MAX_WAIT: Duration = Duration::from_secs(3600);
+
 /// A connection on the endpoint: our SRT socket id for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u32);
@@ -501,7 +505,7 @@ impl Endpoint {
                     }
                     Action::UpdateStatistics(_) => input = Input::StatisticsUpdated,
                     Action::WaitForData(wait) => {
-                        deadline = now + wait;
+                        deadline = now + wait.min(MAX_WAIT);
                         return;
                     }
                     Action::Close => {
@@ -779,7 +783,7 @@ impl Endpoint {
                     RejectReason::Core(srt_protocol::packet::CoreRejectReason::Unsecure) => {
                         RejectCode::Unsecure
                     }
-                    _ => RejectCode::BadRequest,
+                    other => RejectCode::Protocol(i32::from(other)),
                 };
                 self.events.push_back(Event::Rejected {
                     peer: from,

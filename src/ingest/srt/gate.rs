@@ -200,6 +200,8 @@ impl Kind {
 pub struct KeyMaterial {
     /// Key length in bytes: 16, 24 or 32.
     pub key_len: u8,
+    /// Wrapped keys: 1 (even or odd) or 2 (both, during a key change).
+    pub keys: u8,
     /// Cipher: 2 = AES-CTR, the only one srt-protocol 0.4.4 implements;
     /// libsrt 1.5.2+ sends 3 for AES-GCM (`cryptomode=2`).
     pub cipher: u8,
@@ -246,9 +248,22 @@ pub fn check_key_material(km: &[u8]) -> Result<KeyMaterial, Discard> {
     }
     Ok(KeyMaterial {
         key_len: key_len as u8,
+        keys: keys as u8,
         cipher,
     })
 }
+
+impl KeyMaterial {
+    /// The message's length: header, 16-byte salt, wrapped keys and ICV.
+    /// srt-protocol reads exactly this much and no more.
+    pub fn message_len(&self) -> usize {
+        16 + 16 + usize::from(self.key_len) * usize::from(self.keys) + 8
+    }
+}
+
+/// The HSREQ body srt-protocol reads (§3.2.1.1): version, flags, and the
+/// two TSBPD delays.
+const HSREQ_LEN: usize = 12;
 
 /// A feature a caller asked for in its conclusion that srt-protocol 0.4.4
 /// does not implement (its parser reaches `unimplemented!` on these
@@ -283,8 +298,12 @@ pub struct Handshake {
     pub stream_id: Option<String>,
     /// The first unsupported feature the caller asked for, if any.
     pub unsupported: Option<Unsupported>,
-    /// Byte ranges of the HSREQ, KMREQ and SID extensions, headers included.
-    keep: Vec<Range<usize>>,
+    /// The HSREQ, KMREQ and SID extensions to pass on: type and body range.
+    /// Bodies are cut to what srt-protocol reads: its parser does not skip
+    /// the rest of an extension but reads it as the next one (a longer
+    /// HSREQ hid a filter extension from the gate this way, found by the
+    /// `srt_gate` fuzzer).
+    keep: Vec<(u16, Range<usize>)>,
 }
 
 impl Handshake {
@@ -355,15 +374,16 @@ impl Handshake {
                     };
                     has_hsreq = true;
                     self.max_latency_ms = receiver.max(sender);
-                    self.keep.push(at..end);
+                    self.keep.push((ty, start..start + HSREQ_LEN));
                 }
                 extension::HSRSP => return Err(Discard::HsRspInRequest),
                 extension::KMREQ => {
                     if self.key_material.is_some() {
                         return Err(duplicate);
                     }
-                    self.key_material = Some(check_key_material(body)?);
-                    self.keep.push(at..end);
+                    let km = check_key_material(body)?;
+                    self.key_material = Some(km);
+                    self.keep.push((ty, start..start + km.message_len()));
                 }
                 extension::KMRSP => return Err(Discard::KmRspInRequest),
                 extension::SID => {
@@ -381,7 +401,7 @@ impl Handshake {
                         return Err(Discard::BadStreamId);
                     }
                     self.stream_id = Some(sid);
-                    self.keep.push(at..end);
+                    self.keep.push((ty, start..end));
                 }
                 extension::CONGESTION if unpack_words(body) != b"live" => {
                     self.unsupported.get_or_insert(Unsupported::Congestion);
@@ -433,8 +453,11 @@ impl Handshake {
                 .get(HEADER_LEN + 8..HANDSHAKE_LEN)
                 .unwrap_or_default(),
         );
-        for range in &self.keep {
-            out.put_slice(datagram.get(range.clone()).unwrap_or_default());
+        for (ty, body) in &self.keep {
+            let body = datagram.get(body.clone()).unwrap_or_default();
+            out.put_u16(*ty);
+            out.put_u16((body.len() / 4) as u16);
+            out.put_slice(body);
         }
         out.freeze()
     }
@@ -555,6 +578,7 @@ mod tests {
             check_key_material(&key_material(16, 1)),
             Ok(KeyMaterial {
                 key_len: 16,
+                keys: 1,
                 cipher: 2
             })
         );
@@ -694,6 +718,28 @@ mod tests {
         );
         assert_eq!(read(0, &[]), None);
         assert_eq!(read(0x1234, &[1, 2, 3, 4]), None);
+    }
+
+    #[test]
+    fn canonical_extensions_are_cut_to_what_srt_protocol_reads() {
+        // An HSREQ of 7 words whose tail looks like a filter extension
+        // (the `srt_gate` fuzzer's find), and a KM with trailing bytes.
+        let mut hsreq = vec![0, 1, 5, 1, 0, 0, 0, 0xBF, 0, 120, 0, 120];
+        hsreq.extend_from_slice(&[0, 7, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let mut km = key_material(16, 1);
+        km.extend_from_slice(&[0xEE; 8]);
+        let d = Conclusion::new(5, 1)
+            .no_hsreq()
+            .extension(extension::HSREQ, &hsreq)
+            .key_material(km)
+            .stream_id("live/cam1")
+            .build();
+        let hs = Handshake::read(&d).unwrap();
+        let canonical = hs.canonical(&d);
+        assert_eq!(canonical.len(), d.len() - 16 - 8);
+        assert_eq!(be16(&canonical, HANDSHAKE_LEN + 2), Some(3));
+        let packet = srt_protocol::packet::Packet::parse(&mut canonical.clone(), false);
+        assert!(packet.is_ok(), "{packet:?}");
     }
 
     #[test]

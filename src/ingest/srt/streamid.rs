@@ -310,6 +310,47 @@ mod tests {
         );
     }
 
+    /// Percent-encodes every byte that is not unreserved (RFC 3986 §2.3),
+    /// as ffmpeg does for the streamid of an `srt://` URL.
+    fn encode(text: &str) -> String {
+        text.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn percent_encoded_ids_parse_the_same(
+            resource in "[a-z0-9/_.é-]{1,24}",
+            user in proptest::option::of("[a-z0-9]{1,8}"),
+            request in proptest::bool::ANY,
+            backup in proptest::bool::ANY,
+        ) {
+            let mut id = format!("#!::r={resource}");
+            if let Some(user) = &user {
+                id.push_str(&format!(",u={user}"));
+            }
+            if request {
+                id.push_str(",m=request");
+            }
+            if backup {
+                id.push_str(",s=abc,switchyard_role=backup");
+            }
+            let parsed = parse(&id).unwrap();
+            proptest::prop_assert_eq!(parse(&encode(&id)).unwrap(), parsed.clone());
+            proptest::prop_assert_eq!(parsed.resource.as_str(), resource.as_str());
+            proptest::prop_assert_eq!(parsed.user, user);
+            proptest::prop_assert_eq!(parsed.mode == Mode::Request, request);
+            proptest::prop_assert_eq!(parsed.role.is_some(), backup);
+        }
+    }
+
     #[test]
     fn malformed() {
         use StreamIdError::*;
