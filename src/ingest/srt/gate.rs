@@ -504,21 +504,33 @@ pub fn check_established_control(datagram: &[u8], ty: u16, subtype: u16) -> Resu
     }
 }
 
+/// The most sequence numbers one NAK may list. srt-protocol's sender walks
+/// every listed number one by one (`LossIterator`), so a single range from
+/// `n` to `n - 1` (2³¹ numbers, wrapping) stalled the whole endpoint for
+/// minutes: found by the `srt_endpoint` fuzzer. A real receiver cannot lose
+/// more than is in flight: libsrt's default flow window is 25,600 packets.
+pub const MAX_NAK_SEQUENCE_NUMBERS: u64 = 32_768;
+
 /// §3.2.5: a word with the top bit set starts a range and must be followed
-/// by the range's last sequence number (top bit clear).
+/// by the range's last sequence number (top bit clear); sequence numbers
+/// are 31-bit and wrap. In all, at most [`MAX_NAK_SEQUENCE_NUMBERS`].
 fn check_loss_list(body: &[u8]) -> Result<(), Discard> {
     let mut words = body.chunks_exact(4).map(|w| be32(w, 0).unwrap_or_default());
-    let mut count = 0usize;
+    let mut listed = 0u64;
     while let Some(word) = words.next() {
-        count += 1;
-        if word & 0x8000_0000 != 0 {
-            match words.next() {
-                Some(end) if end & 0x8000_0000 == 0 => {}
-                _ => return Err(Discard::BadLossList),
+        if word & 0x8000_0000 == 0 {
+            listed += 1;
+            continue;
+        }
+        let start = word & 0x7FFF_FFFF;
+        match words.next() {
+            Some(end) if end & 0x8000_0000 == 0 => {
+                listed += u64::from(end.wrapping_sub(start) & 0x7FFF_FFFF) + 1;
             }
+            _ => return Err(Discard::BadLossList),
         }
     }
-    if count == 0 {
+    if listed == 0 || listed > MAX_NAK_SEQUENCE_NUMBERS {
         return Err(Discard::BadLossList);
     }
     Ok(())
@@ -563,6 +575,23 @@ mod tests {
             check_loss_list(&[0x80, 0, 0, 1, 0x80, 0, 0, 5]),
             Err(Discard::BadLossList)
         );
+        // Ranges are bounded: 32,768 numbers pass, one more does not, and a
+        // range that runs backwards wraps around 2^31.
+        let range = |start: u32, end: u32| {
+            let mut b = (start | 0x8000_0000).to_be_bytes().to_vec();
+            b.extend_from_slice(&end.to_be_bytes());
+            b
+        };
+        assert_eq!(check_loss_list(&range(10, 10 + 32_767)), Ok(()));
+        assert_eq!(
+            check_loss_list(&range(10, 10 + 32_768)),
+            Err(Discard::BadLossList)
+        );
+        assert_eq!(check_loss_list(&range(5, 4)), Err(Discard::BadLossList));
+        assert_eq!(check_loss_list(&range(0x7FFF_FFF0, 0x10)), Ok(()));
+        let mut many = range(0, 30_000);
+        many.extend(range(100_000, 103_000));
+        assert_eq!(check_loss_list(&many), Err(Discard::BadLossList));
     }
 
     #[test]

@@ -861,6 +861,12 @@ fn panic_table_handshake_rows() {
     bystander.check(&mut sim, "no HSREQ");
 }
 
+fn nak_range(start: u32, end: u32, dest: u32) -> Vec<u8> {
+    let mut body = (start | 0x8000_0000).to_be_bytes().to_vec();
+    body.extend_from_slice(&end.to_be_bytes());
+    craft::control(control_type::NAK, 0, dest, &body)
+}
+
 #[test]
 fn panic_table_established_rows() {
     let mut sim = Sim::new();
@@ -921,6 +927,10 @@ fn panic_table_established_rows() {
             craft::control(control_type::NAK, 0, id, &0x8000_0005u32.to_be_bytes()),
             "bad_loss_list",
         ),
+        // Not in the prototype's table (found by the `srt_endpoint` fuzzer):
+        // a NAK range wrapping around 2^31 sequence numbers, walked one by
+        // one by the sender: minutes of CPU for one datagram.
+        ("NAK span", nak_range(5, 4, id), "bad_loss_list"),
         (
             "P11",
             craft::control(user, extension::KMREQ, id, &craft::key_material(16, 0)),
