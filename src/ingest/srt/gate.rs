@@ -302,7 +302,7 @@ pub struct Handshake {
     /// Bodies are cut to what srt-protocol reads: its parser does not skip
     /// the rest of an extension but reads it as the next one (a longer
     /// HSREQ hid a filter extension from the gate this way, found by the
-    /// `srt_gate` fuzzer).
+    /// `srt_gate` fuzzer: P20).
     keep: Vec<(u16, Range<usize>)>,
 }
 
@@ -480,8 +480,12 @@ pub fn unpack_words(body: &[u8]) -> Vec<u8> {
 /// refuses every type srt-protocol 0.4.4's `DuplexConnection` reaches a
 /// `todo!()`/`unimplemented!()` on: congestion warning (4, P7), peer error
 /// (8, P8), 0x7FFF with a subtype other than HSREQ/HSRSP/KMREQ/KMRSP (P5,
-/// P6, P9); NAKs whose compressed loss list ends inside a range (P10); and
-/// malformed key refreshes (P11, P12).
+/// P6, P9); NAKs whose compressed loss list ends inside a range (P10) or
+/// lists too much (P19); malformed key refreshes (P11, P12); and every drop
+/// request (7, P21): the receive buffer slices a range it computes from the
+/// request's sequence numbers and panics when they are out of order
+/// relative to its front. A live receiver loses nothing by ignoring them:
+/// it drops too-late packets itself (TLPKTDROP) and stops reporting them.
 pub fn check_established_control(datagram: &[u8], ty: u16, subtype: u16) -> Result<(), Discard> {
     let body = datagram
         .get(HEADER_LEN..)
@@ -491,8 +495,7 @@ pub fn check_established_control(datagram: &[u8], ty: u16, subtype: u16) -> Resu
             control_type::KEEPALIVE
             | control_type::ACK
             | control_type::SHUTDOWN
-            | control_type::ACK2
-            | control_type::DROP_REQUEST,
+            | control_type::ACK2,
             _,
         ) => Ok(()),
         (control_type::NAK, _) => check_loss_list(body),
@@ -507,7 +510,7 @@ pub fn check_established_control(datagram: &[u8], ty: u16, subtype: u16) -> Resu
 /// The most sequence numbers one NAK may list. srt-protocol's sender walks
 /// every listed number one by one (`LossIterator`), so a single range from
 /// `n` to `n - 1` (2³¹ numbers, wrapping) stalled the whole endpoint for
-/// minutes: found by the `srt_endpoint` fuzzer. A real receiver cannot lose
+/// minutes (P19, found by the `srt_endpoint` fuzzer). A real receiver cannot lose
 /// more than is in flight: libsrt's default flow window is 25,600 packets.
 pub const MAX_NAK_SEQUENCE_NUMBERS: u64 = 32_768;
 
@@ -806,6 +809,7 @@ mod tests {
         assert_eq!(ok(NAK, 0, &[0x80, 0, 0, 5]), Err(Discard::BadLossList));
         for (ty, sub) in [
             (CONGESTION_WARNING, 0),
+            (DROP_REQUEST, 0),
             (PEER_ERROR, 0),
             (USER, 0),
             (USER, 5),

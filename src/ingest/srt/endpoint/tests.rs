@@ -927,10 +927,23 @@ fn panic_table_established_rows() {
             craft::control(control_type::NAK, 0, id, &0x8000_0005u32.to_be_bytes()),
             "bad_loss_list",
         ),
-        // Not in the prototype's table (found by the `srt_endpoint` fuzzer):
+        // P19, not in the prototype's table (found by the `srt_endpoint` fuzzer):
         // a NAK range wrapping around 2^31 sequence numbers, walked one by
         // one by the sender: minutes of CPU for one datagram.
-        ("NAK span", nak_range(5, 4, id), "bad_loss_list"),
+        ("P19", nak_range(5, 4, id), "bad_loss_list"),
+        // P21 (the fuzzer again): a drop request whose range, clamped to the
+        // receive buffer, runs backwards: a slice-index panic.
+        (
+            "P21",
+            craft::control_with_info(
+                control_type::DROP_REQUEST,
+                0,
+                1,
+                id,
+                &[0x12, 0x34, 0x56, 0x78, 0x52, 0x34, 0x56, 0x78],
+            ),
+            "unsupported_control",
+        ),
         (
             "P11",
             craft::control(user, extension::KMREQ, id, &craft::key_material(16, 0)),
