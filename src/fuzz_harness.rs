@@ -454,13 +454,14 @@ pub fn rtp(data: &[u8]) {
 /// conclusion's canonical form is no longer than the datagram, reads back
 /// the same and is a fixed point, and every datagram the gate lets through
 /// (canonical conclusions, established-connection control packets, data)
-/// parses in srt-protocol without a panic — the gate's promise. The same
+/// parses in srt-protocol without a panic — the gate's promise — and a NAK
+/// it passes decompresses to a bounded list. The same
 /// bytes also go through the stream id and key material parsers.
 pub fn srt_gate(data: &[u8]) {
     use crate::ingest::srt::gate::{self, Handshake, Kind};
     use crate::ingest::srt::streamid::StreamRequest;
     use bytes::Bytes;
-    use srt_protocol::packet::Packet;
+    use srt_protocol::packet::{ControlPacket, ControlTypes, Packet};
 
     let parse_in_srt_protocol = |datagram: &Bytes| {
         let _ = Packet::parse(&mut datagram.clone(), false);
@@ -488,7 +489,18 @@ pub fn srt_gate(data: &[u8]) {
         }
         Ok(Kind::Control { ty, subtype, .. }) => {
             if gate::check_established_control(data, ty, subtype).is_ok() {
-                parse_in_srt_protocol(&Bytes::copy_from_slice(data));
+                let datagram = Bytes::copy_from_slice(data);
+                parse_in_srt_protocol(&datagram);
+                // A NAK the gate passes lists a bounded number of sequence
+                // numbers as srt-protocol's sender will walk them (P19).
+                if let Ok(Packet::Control(ControlPacket {
+                    control_type: ControlTypes::Nak(losses),
+                    ..
+                })) = Packet::parse(&mut datagram.clone(), false)
+                {
+                    let max = gate::MAX_NAK_SEQUENCE_NUMBERS as usize;
+                    assert!(losses.iter_decompressed().take(max + 1).count() <= max);
+                }
             }
         }
         Ok(Kind::Data { .. }) => parse_in_srt_protocol(&Bytes::copy_from_slice(data)),

@@ -29,10 +29,23 @@ pub fn control_with_info(ty: u16, subtype: u16, info: u32, dest: u32, body: &[u8
 /// A data packet (§3.1): sequence number `seq`, a solo message (PP = 11,
 /// in order, no encryption), message number 1, timestamp 0.
 pub fn data_packet(dest: u32, seq: u32, payload: &[u8]) -> Vec<u8> {
+    data_packet_at(dest, seq, 1, 0, payload)
+}
+
+/// [`data_packet`] with message number `message` and timestamp
+/// `timestamp_us` (µs since the connection started; it sets the TSBPD
+/// release time).
+pub fn data_packet_at(
+    dest: u32,
+    seq: u32,
+    message: u32,
+    timestamp_us: u32,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(&(seq & 0x7FFF_FFFF).to_be_bytes());
-    out.extend_from_slice(&(0xE000_0000u32 | 1).to_be_bytes());
-    out.extend_from_slice(&0u32.to_be_bytes());
+    out.extend_from_slice(&(0xE000_0000u32 | (message & 0x03FF_FFFF)).to_be_bytes());
+    out.extend_from_slice(&timestamp_us.to_be_bytes());
     out.extend_from_slice(&dest.to_be_bytes());
     out.extend_from_slice(payload);
     out

@@ -508,15 +508,22 @@ pub fn check_established_control(datagram: &[u8], ty: u16, subtype: u16) -> Resu
 }
 
 /// The most sequence numbers one NAK may list. srt-protocol's sender walks
-/// every listed number one by one (`LossIterator`), so a single range from
-/// `n` to `n - 1` (2³¹ numbers, wrapping) stalled the whole endpoint for
-/// minutes (P19, found by the `srt_endpoint` fuzzer). A real receiver cannot lose
-/// more than is in flight: libsrt's default flow window is 25,600 packets.
+/// every listed number one by one (`LossIterator`), so one NAK listing 2³¹
+/// numbers stalled the whole endpoint for minutes (P19, found by the
+/// `srt_endpoint` fuzzer). A real receiver cannot lose more than is in
+/// flight: libsrt's default flow window is 25,600 packets.
 pub const MAX_NAK_SEQUENCE_NUMBERS: u64 = 32_768;
 
 /// §3.2.5: a word with the top bit set starts a range and must be followed
-/// by the range's last sequence number (top bit clear); sequence numbers
-/// are 31-bit and wrap. In all, at most [`MAX_NAK_SEQUENCE_NUMBERS`].
+/// by the range's last sequence number (top bit clear). In all, at most
+/// [`MAX_NAK_SEQUENCE_NUMBERS`].
+///
+/// A range must not wrap (end below start), although sequence numbers
+/// wrap at 2³¹: srt-protocol's `DecompressLossList` counts from start to
+/// end in plain `u32`, so a wrapping range walks through 2³² numbers (P19
+/// again). Such NAKs are discarded; the cost is that a player's losses
+/// reported across the sequence number wrap (once every 2³¹ packets) are
+/// not retransmitted.
 fn check_loss_list(body: &[u8]) -> Result<(), Discard> {
     let mut words = body.chunks_exact(4).map(|w| be32(w, 0).unwrap_or_default());
     let mut listed = 0u64;
@@ -527,8 +534,8 @@ fn check_loss_list(body: &[u8]) -> Result<(), Discard> {
         }
         let start = word & 0x7FFF_FFFF;
         match words.next() {
-            Some(end) if end & 0x8000_0000 == 0 => {
-                listed += u64::from(end.wrapping_sub(start) & 0x7FFF_FFFF) + 1;
+            Some(end) if end & 0x8000_0000 == 0 && end >= start => {
+                listed += u64::from(end - start) + 1;
             }
             _ => return Err(Discard::BadLossList),
         }
@@ -579,7 +586,7 @@ mod tests {
             Err(Discard::BadLossList)
         );
         // Ranges are bounded: 32,768 numbers pass, one more does not, and a
-        // range that runs backwards wraps around 2^31.
+        // range may not run backwards (srt-protocol would walk 2^32 numbers).
         let range = |start: u32, end: u32| {
             let mut b = (start | 0x8000_0000).to_be_bytes().to_vec();
             b.extend_from_slice(&end.to_be_bytes());
@@ -591,7 +598,11 @@ mod tests {
             Err(Discard::BadLossList)
         );
         assert_eq!(check_loss_list(&range(5, 4)), Err(Discard::BadLossList));
-        assert_eq!(check_loss_list(&range(0x7FFF_FFF0, 0x10)), Ok(()));
+        assert_eq!(
+            check_loss_list(&range(0x7FFF_FFF0, 0x10)),
+            Err(Discard::BadLossList)
+        );
+        assert_eq!(check_loss_list(&range(0x7FFF_FFF0, 0x7FFF_FFFF)), Ok(()));
         let mut many = range(0, 30_000);
         many.extend(range(100_000, 103_000));
         assert_eq!(check_loss_list(&many), Err(Discard::BadLossList));
