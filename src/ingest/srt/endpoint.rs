@@ -222,6 +222,13 @@ struct Slots {
 }
 
 /// The connection table of one SRT port.
+///
+/// Contract with the shell: after every `handle_*`, `send` or `close`, drain
+/// [`Endpoint::poll_transmit`] (datagrams to send; dropping one on a full
+/// socket is fine, SRT retransmits) and [`Endpoint::poll_event`], then
+/// sleep until [`Endpoint::poll_timeout`] or the next datagram, whichever
+/// comes first. Both queues only grow by what one call produced, so a
+/// shell that drains after each call holds them bounded.
 pub struct Endpoint {
     config: Arc<Config>,
     settings: EndpointSettings,

@@ -518,10 +518,11 @@ pub const MAX_NAK_SEQUENCE_NUMBERS: u64 = 32_768;
 /// by the range's last sequence number (top bit clear). In all, at most
 /// [`MAX_NAK_SEQUENCE_NUMBERS`].
 ///
-/// A range must not wrap (end below start), although sequence numbers
-/// wrap at 2³¹: srt-protocol's `DecompressLossList` counts from start to
-/// end in plain `u32`, so a wrapping range walks through 2³² numbers (P19
-/// again). Such NAKs are discarded; the cost is that a player's losses
+/// A range must end above its start, although sequence numbers wrap at
+/// 2³¹: srt-protocol's `DecompressLossList` counts from start + 1 until it
+/// meets the end, in plain `u32`, so a range that wraps or ends where it
+/// starts walks through 2³² numbers (P19 again; libsrt sends a one-number
+/// loss as a single word). Such NAKs are discarded; the cost is that a player's losses
 /// reported across the sequence number wrap (once every 2³¹ packets) are
 /// not retransmitted.
 fn check_loss_list(body: &[u8]) -> Result<(), Discard> {
@@ -534,7 +535,7 @@ fn check_loss_list(body: &[u8]) -> Result<(), Discard> {
         }
         let start = word & 0x7FFF_FFFF;
         match words.next() {
-            Some(end) if end & 0x8000_0000 == 0 && end >= start => {
+            Some(end) if end & 0x8000_0000 == 0 && end > start => {
                 listed += u64::from(end - start) + 1;
             }
             _ => return Err(Discard::BadLossList),
@@ -598,6 +599,8 @@ mod tests {
             Err(Discard::BadLossList)
         );
         assert_eq!(check_loss_list(&range(5, 4)), Err(Discard::BadLossList));
+        assert_eq!(check_loss_list(&range(5, 5)), Err(Discard::BadLossList));
+        assert_eq!(check_loss_list(&range(5, 6)), Ok(()));
         assert_eq!(
             check_loss_list(&range(0x7FFF_FFF0, 0x10)),
             Err(Discard::BadLossList)

@@ -932,6 +932,7 @@ fn panic_table_established_rows() {
         // one by the sender: minutes of CPU for one datagram.
         ("P19", nak_range(5, 4, id), "bad_loss_list"),
         ("P19", nak_range(0x7FFF_FFFF, 0x47, id), "bad_loss_list"),
+        ("P19", nak_range(5, 5, id), "bad_loss_list"),
         // P21 (the fuzzer again): a drop request whose range, clamped to the
         // receive buffer, runs backwards: a slice-index panic.
         (
