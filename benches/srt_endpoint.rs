@@ -10,6 +10,11 @@
 //! everything is released after the 120 ms TSBPD delay and counted; the
 //! bench checks that the data comes out.
 //!
+//! Measured on the 2-core development machine (shared, unencrypted):
+//! ~370 ns per packet including building it, 3.3 GiB/s of payload, i.e.
+//! the 50 × 8 Mbit/s target of issue 3 (≈38,000 packets/s) costs the
+//! endpoint about 1.5 % of a core before socket calls.
+//!
 //! Run with `cargo bench --bench srt_endpoint`.
 
 use std::hint::black_box;

@@ -22,6 +22,30 @@
 //! [`craft`] builds raw SRT datagrams for tests, fuzz seeds and the fuzz
 //! harness.
 //!
+//! What the tokio shell around [`Endpoint`] has to do (not written yet;
+//! `tests/srt_callers.rs` has a blocking std-socket driver that runs real
+//! libsrt callers against the endpoint):
+//!
+//! - Bind with socket2, ask `SO_RCVBUF` for `[srt] recv_buffer` (4 MiB),
+//!   try `SO_RCVBUFFORCE` when the kernel grants less, and log asked,
+//!   granted and `rmem_max` (docs/srt-ingest-notes.md §4e).
+//! - Draw the 16-byte key from the OS; receive in batches into `BytesMut`
+//!   frozen to `Bytes`; send with non-blocking `try_send_to`, dropping on a
+//!   full socket (SRT retransmits); sleep until [`Endpoint::poll_timeout`].
+//! - Turn [`Event`]s into `tracing` events and `/metrics` counters
+//!   (accepted, rejected by code, closed by reason, discards by label,
+//!   panics), and [`ConnStats`] into the API (bitrate = delta of
+//!   `rx_bytes`).
+//! - Route `Event::Data` of publishers to their stream's pipeline without
+//!   awaiting, creating per-stream resources on first data, not on accept
+//!   (handshake floods); feed players from the GOP ring through bounded
+//!   per-consumer queues and [`Endpoint::send`].
+//! - Install a panic hook that logs one line without a backtrace,
+//!   rate-limited: a peer that could trigger panics must not be able to
+//!   make each one expensive. Never build with `panic = "abort"`.
+//! - Later, for more than one core: `SO_REUSEPORT` shards with one endpoint
+//!   each and a shared key.
+//!
 //! References: SRT RFC draft (draft-sharabayko-srt-01) §3 (packets), §4.3
 //! (handshake); Haivision srt `docs/features/access-control.md` (streamid
 //! syntax and reject codes).
