@@ -516,8 +516,10 @@ pub fn srt_gate(data: &[u8]) {
 }
 
 /// The SRT endpoint ([`crate::ingest::srt::Endpoint`]) over a datagram
-/// script, with two connections already established: `A` (10.0.0.2:5000,
-/// publisher of `live/a`) and `B` (10.0.0.3:5000, player of it).
+/// script, with three connections already established: `A` (10.0.0.2:5000,
+/// publisher of `live/a`), `B` (10.0.0.3:5000, player of it) and `C`
+/// (10.0.0.5:5000, an AES-128 publisher of `live/c` handshaken by
+/// srt-protocol's own caller, so key refreshes and decryption are reached).
 ///
 /// Script records, until the input ends:
 /// - `0xC0..=0xFF`: advance the clock by `(tag & 0x3F) × 4` ms and run the
@@ -525,8 +527,9 @@ pub fn srt_gate(data: &[u8]) {
 /// - `0x80..=0xBF`: the next byte `n`, then `n` bytes sent to the player.
 /// - `0x00..=0x7F`: a datagram: two bytes of length (big-endian, at most
 ///   1500), then the bytes. `tag & 3` picks the source (`A`, `B`, a
-///   stranger, `A`'s IP on another port). `tag & 0x04` addresses it to `A`'s
-///   connection (`B`'s with `tag & 0x10`); `tag & 0x08` puts the right
+///   stranger, `A`'s IP on another port), `tag & 0x20` makes it `C`.
+///   `tag & 0x04` addresses it to `A`'s connection (`B`'s with `tag & 0x10`,
+///   `C`'s with `tag & 0x20`); `tag & 0x08` puts the right
 ///   induction cookie in a conclusion, so that the fuzzer reaches the
 ///   handshake code behind the cookie check.
 ///
@@ -543,7 +546,6 @@ pub fn srt_endpoint(data: &[u8]) {
 
     use bytes::Bytes;
 
-    use crate::config::Config;
     use crate::ingest::srt::cookie::CookieJar;
     use crate::ingest::srt::craft::Conclusion;
     use crate::ingest::srt::{ConnId, Endpoint, EndpointSettings, Event};
@@ -553,12 +555,20 @@ pub fn srt_endpoint(data: &[u8]) {
     let b = SocketAddr::from(([10, 0, 0, 3], 5000));
     let stranger = SocketAddr::from(([10, 0, 0, 4], 5000));
     let a_other_port = SocketAddr::from(([10, 0, 0, 2], 5001));
+    let c = SocketAddr::from(([10, 0, 0, 5], 5000));
+    const C_PASSPHRASE: &str = "0123456789abcdef";
 
     let start = Instant::now();
     let mut now = start;
-    let config = Arc::new(Config::default());
+    let Ok(config) = crate::config::parse(
+        "[[stream]]\nid = \"live/c\"\npassphrase = \"0123456789abcdef\"\n",
+        "harness.toml",
+    ) else {
+        panic!("the harness's config parses");
+    };
+    let config = Arc::new(config);
     let mut settings = EndpointSettings::from_config(&config);
-    settings.max_connections = 6;
+    settings.max_connections = 7;
     settings.max_connections_per_ip = 3;
     let mut endpoint = Endpoint::new(now, config, settings.clone(), KEY);
     let cookies = CookieJar::new(KEY, start);
@@ -613,6 +623,65 @@ pub fn srt_endpoint(data: &[u8]) {
     };
     open.insert(a_id);
     open.insert(b_id);
+    // C: an AES-128 publisher, handshaken by srt-protocol's own caller so
+    // that its key material is real.
+    let c_id = {
+        use srt_protocol::packet::{Packet, SeqNumber, SocketId};
+        use srt_protocol::protocol::pending_connection::ConnectionResult;
+        use srt_protocol::protocol::pending_connection::connect::Connect;
+        use srt_protocol::settings::{ConnInitSettings, KeySettings, KeySize, Passphrase};
+
+        let serialize = |packet: &Packet| {
+            let mut out = bytes::BytesMut::new();
+            packet.serialize(&mut out);
+            out.freeze()
+        };
+        let Ok(passphrase) = Passphrase::try_from(C_PASSPHRASE.to_string()) else {
+            panic!("a valid passphrase");
+        };
+        let settings = ConnInitSettings {
+            local_sockid: SocketId(0x0C0C),
+            key_settings: Some(KeySettings {
+                key_size: KeySize::AES128,
+                passphrase,
+            }),
+            ..ConnInitSettings::default()
+        };
+        let listener = SocketAddr::from(([10, 0, 0, 1], 9000));
+        let mut connect = Connect::new(
+            listener,
+            c.ip(),
+            settings,
+            Some("live/c".into()),
+            SeqNumber::new_truncate(1),
+        );
+        let ConnectionResult::SendPacket((induction, _)) = connect.handle_tick(now) else {
+            panic!("the caller starts with an induction");
+        };
+        endpoint.handle_datagram(now, c, serialize(&induction));
+        let Some((_, reply)) = endpoint.poll_transmit() else {
+            panic!("the induction is answered");
+        };
+        let Ok(reply) = Packet::parse(&mut reply.clone(), false) else {
+            panic!("our induction answer parses");
+        };
+        let ConnectionResult::SendPacket((conclusion, _)) =
+            connect.handle_packet(Ok((reply, listener)), now)
+        else {
+            panic!("the caller concludes");
+        };
+        endpoint.handle_datagram(now, c, serialize(&conclusion));
+        while endpoint.poll_transmit().is_some() {}
+        let connected = std::iter::from_fn(|| endpoint.poll_event()).find_map(|e| match e {
+            Event::Connected { conn, .. } => Some(conn),
+            _ => None,
+        });
+        let Some(id) = connected else {
+            panic!("the encrypted caller is accepted");
+        };
+        id
+    };
+    open.insert(c_id);
 
     let mut rest = data;
     while let Some((&tag, tail)) = rest.split_first() {
@@ -642,12 +711,20 @@ pub fn srt_endpoint(data: &[u8]) {
                     .min(tail.len());
                 let (datagram, tail) = tail.split_at(n);
                 rest = tail;
-                let from = [a, b, stranger, a_other_port][usize::from(tag & 3)];
+                let from = if tag & 0x20 != 0 {
+                    c
+                } else {
+                    [a, b, stranger, a_other_port][usize::from(tag & 3)]
+                };
                 let mut datagram = datagram.to_vec();
                 if tag & 0x04 != 0
                     && let Some(dest) = datagram.get_mut(12..16)
                 {
-                    let to = if tag & 0x10 != 0 { b_id } else { a_id };
+                    let to = match (tag & 0x20 != 0, tag & 0x10 != 0) {
+                        (true, _) => c_id,
+                        (false, true) => b_id,
+                        (false, false) => a_id,
+                    };
                     dest.copy_from_slice(&to.0.to_be_bytes());
                 }
                 if tag & 0x08 != 0 && datagram.len() >= 64 {

@@ -24,7 +24,6 @@ Usage: tools/make-fuzz-corpus.py
 """
 import hashlib
 import pathlib
-import shutil
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TESTDATA = ROOT / "testdata"
@@ -229,7 +228,7 @@ def wait(units):
     return bytes([0xC0 | units])
 
 
-A, B, STRANGER, A_OTHER = 0, 1, 2, 3
+SRC_A, SRC_B, STRANGER, A_OTHER = 0, 1, 2, 3
 TO_A, TO_B, COOKIE = 0x04, 0x14, 0x08
 
 
@@ -239,15 +238,15 @@ def srt_endpoint_seeds():
     yield "handshake-player", rec(A_OTHER | COOKIE, conclusion(
         [HSREQ, sid("#!::r=live/a,m=request")], sockid=0x98)) + bytes([0x80, 188]) + bytes(188) + \
         wait(20)
-    stream = b"".join(rec(A | TO_A, data_pkt(0, 0x12345678 + i)) for i in range(8))
-    yield "publish", stream + wait(40) + rec(A | TO_A, hostile_post(0)["keepalive"]) + wait(63)
+    stream = b"".join(rec(SRC_A | TO_A, data_pkt(0, 0x12345678 + i)) for i in range(8))
+    yield "publish", stream + wait(40) + rec(SRC_A | TO_A, hostile_post(0)["keepalive"]) + wait(63)
     yield "player-sends", b"".join(bytes([0x80, 200]) + bytes([0x47]) + bytes(199)
                                    for _ in range(5)) + wait(30) + \
-        rec(B | TO_B, hostile_post(0)["nak-range"]) + rec(B | TO_B, hostile_post(0)["ack-full"]) + \
+        rec(SRC_B | TO_B, hostile_post(0)["nak-range"]) + rec(SRC_B | TO_B, hostile_post(0)["ack-full"]) + \
         wait(30)
     post = hostile_post(0)
-    yield "hostile-post", b"".join(rec(A | TO_A, p) for p in post.values()) + wait(50)
-    yield "hostile-post-player", b"".join(rec(B | TO_B, p) for p in post.values()) + wait(50)
+    yield "hostile-post", b"".join(rec(SRC_A | TO_A, p) for p in post.values()) + wait(50)
+    yield "hostile-post-player", b"".join(rec(SRC_B | TO_B, p) for p in post.values()) + wait(50)
     yield "hostile-handshakes", b"".join(
         rec(STRANGER | COOKIE, conclusion(exts, sockid=0x100 + i, flags=7 if "km" in n else 5))
         for i, (n, exts) in enumerate(HOSTILE_HS.items())) + wait(10)
@@ -256,15 +255,23 @@ def srt_endpoint_seeds():
     yield "induction-flood", b"".join(rec(A_OTHER, induction(i + 1)) for i in range(30))
     yield "caps", b"".join(rec(A_OTHER | COOKIE, conclusion([HSREQ, sid(f"live/f{i}")],
                                                             sockid=0x200 + i)) for i in range(8))
-    yield "wrong-peer", rec(STRANGER | TO_A, post["shutdown"]) + rec(A | TO_A, post["shutdown"]) + \
+    yield "wrong-peer", rec(STRANGER | TO_A, post["shutdown"]) + rec(SRC_A | TO_A, post["shutdown"]) + \
         wait(63)
-    yield "garbage", rec(A, bytes(range(40))) + rec(STRANGER, bytes([0x80, 0]) + bytes(80)) + \
-        rec(A | TO_A, bytes([0x80, 0]) + bytes(14) + bytes(range(60))) + wait(5)
+    TO_C = 0x24
+    enc = lambda seq: struct.pack(">IIII", seq, 0xE8000001, 0, 0) + bytes([0x5A]) * 1316
+    yield "encrypted-publisher", b"".join(rec(TO_C, enc(1 + i)) for i in range(6)) + wait(40) + \
+        rec(TO_C, srt_hdr(0x7FFF, 3) + srt_km(16, kf=3)) + rec(TO_C, post["nak-range"]) + \
+        rec(TO_C, srt_hdr(0x7FFF, 4) + srt_km(16)) + wait(63)
+    yield "garbage", rec(SRC_A, bytes(range(40))) + rec(STRANGER, bytes([0x80, 0]) + bytes(80)) + \
+        rec(SRC_A | TO_A, bytes([0x80, 0]) + bytes(14) + bytes(range(60))) + wait(5)
 
 
 def main():
-    if CORPUS.exists():
-        shutil.rmtree(CORPUS)
+    # Regenerate the seeds, but keep the committed fuzzer finds (crash-*,
+    # timeout-*): the replay test keeps them fixed.
+    for old in CORPUS.rglob("*"):
+        if old.is_file() and not old.name.startswith(("crash-", "timeout-")):
+            old.unlink()
     captures = sorted(TESTDATA.glob("*.ts"))
     for cap in captures:
         data = cap.read_bytes()
