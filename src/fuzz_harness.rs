@@ -572,3 +572,307 @@ pub fn stream_buffer(data: &[u8]) {
         );
     }
 }
+
+/// The SRT gate ([`crate::ingest::srt::gate`]): reading never panics, a
+/// conclusion's canonical form is no longer than the datagram, reads back
+/// the same and is a fixed point, and every datagram the gate lets through
+/// (canonical conclusions, established-connection control packets, data)
+/// parses in srt-protocol without a panic — the gate's promise — and a NAK
+/// it passes decompresses to a bounded list. The same
+/// bytes also go through the stream id and key material parsers.
+pub fn srt_gate(data: &[u8]) {
+    use crate::ingest::srt::gate::{self, Handshake, Kind};
+    use crate::ingest::srt::streamid::StreamRequest;
+    use bytes::Bytes;
+    use srt_protocol::packet::{ControlPacket, ControlTypes, Packet};
+
+    let parse_in_srt_protocol = |datagram: &Bytes| {
+        let _ = Packet::parse(&mut datagram.clone(), false);
+        let _ = Packet::parse(&mut datagram.clone(), true);
+    };
+    match Kind::read(data) {
+        Err(_) => assert!(data.len() < gate::HEADER_LEN),
+        Ok(kind) if kind.is_handshake() => {
+            if let Ok(hs) = Handshake::read(data)
+                && !hs.is_induction()
+            {
+                let canonical = hs.canonical(data);
+                assert!(canonical.len() <= data.len());
+                let Ok(again) = Handshake::read(&canonical) else {
+                    panic!("a canonical conclusion does not read back");
+                };
+                assert_eq!(again.stream_id, hs.stream_id);
+                assert_eq!(again.key_material, hs.key_material);
+                assert_eq!(again.max_latency_ms, hs.max_latency_ms);
+                assert_eq!(again.socket_id, hs.socket_id);
+                assert_eq!(again.unsupported, None);
+                assert_eq!(again.canonical(&canonical), canonical);
+                parse_in_srt_protocol(&canonical);
+            }
+        }
+        Ok(Kind::Control { ty, subtype, .. }) => {
+            if gate::check_established_control(data, ty, subtype).is_ok() {
+                let datagram = Bytes::copy_from_slice(data);
+                parse_in_srt_protocol(&datagram);
+                // A NAK the gate passes lists a bounded number of sequence
+                // numbers as srt-protocol's sender will walk them (P19).
+                if let Ok(Packet::Control(ControlPacket {
+                    control_type: ControlTypes::Nak(losses),
+                    ..
+                })) = Packet::parse(&mut datagram.clone(), false)
+                {
+                    let max = gate::MAX_NAK_SEQUENCE_NUMBERS as usize;
+                    assert!(losses.iter_decompressed().take(max + 1).count() <= max);
+                }
+            }
+        }
+        Ok(Kind::Data { .. }) => parse_in_srt_protocol(&Bytes::copy_from_slice(data)),
+    }
+    if let Ok(km) = gate::check_key_material(data) {
+        assert!(matches!(km.key_len, 16 | 24 | 32));
+    }
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(request) = StreamRequest::parse(text)
+    {
+        assert!(!request.resource.as_str().is_empty());
+    }
+}
+
+/// The SRT endpoint ([`crate::ingest::srt::Endpoint`]) over a datagram
+/// script, with three connections already established: `A` (10.0.0.2:5000,
+/// publisher of `live/a`), `B` (10.0.0.3:5000, player of it) and `C`
+/// (10.0.0.5:5000, an AES-128 publisher of `live/c` handshaken by
+/// srt-protocol's own caller, so key refreshes and decryption are reached).
+///
+/// Script records, until the input ends:
+/// - `0xC0..=0xFF`: advance the clock by `(tag & 0x3F) × 4` ms and run the
+///   timers that are due.
+/// - `0x80..=0xBF`: the next byte `n`, then `n` bytes sent to the player.
+/// - `0x00..=0x7F`: a datagram: two bytes of length (big-endian, at most
+///   1500), then the bytes. `tag & 3` picks the source (`A`, `B`, a
+///   stranger, `A`'s IP on another port), `tag & 0x20` makes it `C`.
+///   `tag & 0x04` addresses it to `A`'s connection (`B`'s with `tag & 0x10`,
+///   `C`'s with `tag & 0x20`); `tag & 0x08` puts the right
+///   induction cookie in a conclusion, so that the fuzzer reaches the
+///   handshake code behind the cookie check.
+///
+/// Invariants: no panic is ever caught (the gate stops every packet that
+/// would panic srt-protocol), datagrams sent are 16 to 1500 bytes, events
+/// only name open connections and each closes once, the table stays within
+/// its caps and its indexes agree, and once the input stops every
+/// connection times out and the tables are empty.
+pub fn srt_endpoint(data: &[u8]) {
+    use std::collections::HashSet;
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+
+    use crate::ingest::srt::cookie::CookieJar;
+    use crate::ingest::srt::craft::Conclusion;
+    use crate::ingest::srt::{ConnId, Endpoint, EndpointSettings, Event};
+
+    const KEY: [u8; 16] = [0x5A; 16];
+    let a = SocketAddr::from(([10, 0, 0, 2], 5000));
+    let b = SocketAddr::from(([10, 0, 0, 3], 5000));
+    let stranger = SocketAddr::from(([10, 0, 0, 4], 5000));
+    let a_other_port = SocketAddr::from(([10, 0, 0, 2], 5001));
+    let c = SocketAddr::from(([10, 0, 0, 5], 5000));
+    const C_PASSPHRASE: &str = "0123456789abcdef";
+
+    let start = Instant::now();
+    let mut now = start;
+    let Ok(config) = crate::config::parse(
+        "[[stream]]\nid = \"live/c\"\npassphrase = \"0123456789abcdef\"\n",
+        "harness.toml",
+    ) else {
+        panic!("the harness's config parses");
+    };
+    let config = Arc::new(config);
+    let mut settings = EndpointSettings::from_config(&config);
+    settings.max_connections = 7;
+    settings.max_connections_per_ip = 3;
+    let mut endpoint = Endpoint::new(now, config, settings.clone(), KEY);
+    let cookies = CookieJar::new(KEY, start);
+    let mut open: HashSet<ConnId> = HashSet::new();
+
+    let settle = |endpoint: &mut Endpoint, open: &mut HashSet<ConnId>| {
+        while let Some((_, datagram)) = endpoint.poll_transmit() {
+            assert!(
+                (16..=1500).contains(&datagram.len()),
+                "sent a {}-byte datagram",
+                datagram.len()
+            );
+        }
+        while let Some(event) = endpoint.poll_event() {
+            match event {
+                Event::Connected { conn, .. } => assert!(open.insert(conn), "{conn:?} twice"),
+                Event::Data { conn, .. } => assert!(open.contains(&conn), "data of {conn:?}"),
+                Event::Closed { conn, .. } => assert!(open.remove(&conn), "{conn:?} closed"),
+                Event::Rejected { .. } => {}
+            }
+        }
+        assert_eq!(
+            endpoint.counters().panics,
+            0,
+            "a panic reached srt-protocol"
+        );
+        let [conns, by_peer, per_ip, _] = endpoint.table_sizes();
+        assert_eq!(conns, open.len());
+        assert_eq!(conns, by_peer);
+        assert!(per_ip <= conns && conns <= settings.max_connections);
+    };
+
+    // Establish A and B by hand.
+    let establish = |endpoint: &mut Endpoint, from: SocketAddr, socket_id: u32, sid: &str| {
+        let cookie = cookies.issue(now, from, socket_id);
+        let conclusion = Conclusion::new(socket_id, cookie).stream_id(sid).build();
+        endpoint.handle_datagram(now, from, Bytes::from(conclusion));
+        let mut id = None;
+        while let Some(event) = endpoint.poll_event() {
+            if let Event::Connected { conn, .. } = event {
+                id = Some(conn);
+            }
+        }
+        while endpoint.poll_transmit().is_some() {}
+        id
+    };
+    let (Some(a_id), Some(b_id)) = (
+        establish(&mut endpoint, a, 0x0A0A, "live/a"),
+        establish(&mut endpoint, b, 0x0B0B, "#!::r=live/a,m=request"),
+    ) else {
+        panic!("the harness's own handshakes failed");
+    };
+    open.insert(a_id);
+    open.insert(b_id);
+    // C: an AES-128 publisher, handshaken by srt-protocol's own caller so
+    // that its key material is real.
+    let c_id = {
+        use srt_protocol::packet::{Packet, SeqNumber, SocketId};
+        use srt_protocol::protocol::pending_connection::ConnectionResult;
+        use srt_protocol::protocol::pending_connection::connect::Connect;
+        use srt_protocol::settings::{ConnInitSettings, KeySettings, KeySize, Passphrase};
+
+        let serialize = |packet: &Packet| {
+            let mut out = bytes::BytesMut::new();
+            packet.serialize(&mut out);
+            out.freeze()
+        };
+        let Ok(passphrase) = Passphrase::try_from(C_PASSPHRASE.to_string()) else {
+            panic!("a valid passphrase");
+        };
+        let settings = ConnInitSettings {
+            local_sockid: SocketId(0x0C0C),
+            key_settings: Some(KeySettings {
+                key_size: KeySize::AES128,
+                passphrase,
+            }),
+            ..ConnInitSettings::default()
+        };
+        let listener = SocketAddr::from(([10, 0, 0, 1], 9000));
+        let mut connect = Connect::new(
+            listener,
+            c.ip(),
+            settings,
+            Some("live/c".into()),
+            SeqNumber::new_truncate(1),
+        );
+        let ConnectionResult::SendPacket((induction, _)) = connect.handle_tick(now) else {
+            panic!("the caller starts with an induction");
+        };
+        endpoint.handle_datagram(now, c, serialize(&induction));
+        let Some((_, reply)) = endpoint.poll_transmit() else {
+            panic!("the induction is answered");
+        };
+        let Ok(reply) = Packet::parse(&mut reply.clone(), false) else {
+            panic!("our induction answer parses");
+        };
+        let ConnectionResult::SendPacket((conclusion, _)) =
+            connect.handle_packet(Ok((reply, listener)), now)
+        else {
+            panic!("the caller concludes");
+        };
+        endpoint.handle_datagram(now, c, serialize(&conclusion));
+        while endpoint.poll_transmit().is_some() {}
+        let connected = std::iter::from_fn(|| endpoint.poll_event()).find_map(|e| match e {
+            Event::Connected { conn, .. } => Some(conn),
+            _ => None,
+        });
+        let Some(id) = connected else {
+            panic!("the encrypted caller is accepted");
+        };
+        id
+    };
+    open.insert(c_id);
+
+    let mut rest = data;
+    while let Some((&tag, tail)) = rest.split_first() {
+        rest = tail;
+        match tag {
+            0xC0..=0xFF => {
+                now += Duration::from_millis(u64::from(tag & 0x3F) * 4);
+                if endpoint.poll_timeout().is_some_and(|t| t <= now) {
+                    endpoint.handle_timeout(now);
+                }
+            }
+            0x80..=0xBF => {
+                let Some((&n, tail)) = rest.split_first() else {
+                    break;
+                };
+                let n = usize::from(n).min(tail.len());
+                let (payload, tail) = tail.split_at(n);
+                rest = tail;
+                endpoint.send(now, b_id, Bytes::copy_from_slice(payload));
+            }
+            _ => {
+                let Some((&[hi, lo], tail)) = rest.split_first_chunk::<2>() else {
+                    break;
+                };
+                let n = usize::from(u16::from_be_bytes([hi, lo]))
+                    .min(1500)
+                    .min(tail.len());
+                let (datagram, tail) = tail.split_at(n);
+                rest = tail;
+                let from = if tag & 0x20 != 0 {
+                    c
+                } else {
+                    [a, b, stranger, a_other_port][usize::from(tag & 3)]
+                };
+                let mut datagram = datagram.to_vec();
+                if tag & 0x04 != 0
+                    && let Some(dest) = datagram.get_mut(12..16)
+                {
+                    let to = match (tag & 0x20 != 0, tag & 0x10 != 0) {
+                        (true, _) => c_id,
+                        (false, true) => b_id,
+                        (false, false) => a_id,
+                    };
+                    dest.copy_from_slice(&to.0.to_be_bytes());
+                }
+                if tag & 0x08 != 0 && datagram.len() >= 64 {
+                    let socket_id = datagram
+                        .get(40..44)
+                        .and_then(|w| w.try_into().ok())
+                        .map_or(0, u32::from_be_bytes);
+                    let cookie = cookies.issue(now, from, socket_id);
+                    if let Some(field) = datagram.get_mut(44..48) {
+                        field.copy_from_slice(&cookie.to_be_bytes());
+                    }
+                }
+                endpoint.handle_datagram(now, from, Bytes::from(datagram));
+            }
+        }
+        settle(&mut endpoint, &mut open);
+    }
+    // Silence: every connection idles out (5 s) and the tables empty.
+    let end = now + Duration::from_secs(20);
+    while let Some(t) = endpoint.poll_timeout() {
+        assert!(t <= end, "a connection outlives its idle timeout");
+        now = now.max(t).max(now + Duration::from_millis(1));
+        endpoint.handle_timeout(now);
+        settle(&mut endpoint, &mut open);
+    }
+    assert_eq!(endpoint.table_sizes(), [0; 4]);
+    assert!(open.is_empty());
+}

@@ -2,11 +2,11 @@
 //!
 //! The crate is layered as described in `DESIGN.md`:
 //!
-//! - **sans-IO core** ([`ts`], [`rtp`], [`ring`], [`probe`], [`config`]):
-//!   parsing, indexing, per-stream buffering, analysis and validation as
-//!   plain synchronous code over byte slices and text. No sockets, no files,
-//!   no clock reads, no tasks; every function is deterministic and testable
-//!   without I/O.
+//! - **sans-IO core** ([`ts`], [`rtp`], [`ring`], [`probe`], [`config`], and
+//!   the protocol cores of [`ingest`]): parsing, indexing, per-stream
+//!   buffering, analysis and validation as plain synchronous code over byte
+//!   slices and text. No sockets, no files, no clock reads, no tasks; every
+//!   function is deterministic and testable without I/O.
 //! - **shell** (the binary in `main.rs`, and later ingest/encoder/output tasks):
 //!   thin code that moves bytes between the world and the core.
 //!
@@ -23,6 +23,7 @@
 
 pub mod config;
 pub mod fuzz_harness;
+pub mod ingest;
 pub mod probe;
 pub mod ring;
 pub mod rtp;

@@ -70,3 +70,13 @@ fn rtp() {
 fn stream_buffer() {
     replay("stream_buffer", fuzz_harness::stream_buffer);
 }
+
+#[test]
+fn srt_gate() {
+    replay("srt_gate", fuzz_harness::srt_gate);
+}
+
+#[test]
+fn srt_endpoint() {
+    replay("srt_endpoint", fuzz_harness::srt_endpoint);
+}

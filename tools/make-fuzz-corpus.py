@@ -13,6 +13,13 @@ given up by time and by a full window, duplicates and late packets, the 16-bit w
 reordering, an SSRC change, a stray SSRC, a sequence jump (resync), a stray jump, wrong
 payload type / odd payload sizes / CSRC+extension+padding, pushes without polls, and raw
 malformed datagrams.
+
+The `srt_gate` seeds are hand-built SRT datagrams (the constructions of the SRT prototype's
+hostile peers: inductions, conclusions with every extension kind, key material with and without
+keys, control packets of every type, NAK loss lists, data) and stream ids as text. The
+`srt_endpoint` seeds are scripts for `fuzz_harness::srt_endpoint` (format in its doc comment):
+a complete handshake behind the cookie check, data and control to the established
+connections, every panic-table packet, player sends, floods and garbage.
 Usage: tools/make-fuzz-corpus.py
 """
 import hashlib
@@ -121,13 +128,161 @@ def rtp_seeds():
         rtp_header(4, pt=200)) + wait(30)
 
 
+# --- srt: datagrams for fuzz_harness::srt_gate, scripts for fuzz_harness::srt_endpoint -------
+import struct
+
+
+def srt_hdr(ctype, sub=0, info=0, dest=0):
+    return struct.pack(">IIII", 0x80000000 | (ctype << 16) | sub, info, 0, dest)
+
+
+def srt_cif(version, enc, flags, hstype, sockid, cookie, mss=1500):
+    return struct.pack(">IHHIIIiIi", version, enc, flags, 0x12345678, mss, 8192, hstype, sockid,
+                       cookie) + bytes([1, 0, 0, 127]) + bytes(12)
+
+
+def srt_ext(t, body):
+    body = body + bytes(-len(body) % 4)
+    return struct.pack(">HH", t, len(body) // 4) + body
+
+
+def le_words(text):
+    text = text + bytes(-len(text) % 4)
+    return b"".join(text[i:i + 4][::-1] for i in range(0, len(text), 4))
+
+
+def srt_km(klen=16, kf=1, cipher=2):
+    keys = bin(kf).count("1")
+    return bytes([0x12, 0x20, 0x29, kf, 0, 0, 0, 0, cipher, 0, 2, 0, 0, 0, 4, klen // 4]) + \
+        bytes([0xA5]) * (16 + klen * keys + 8)
+
+
+HSREQ = srt_ext(1, struct.pack(">III", 0x010501, 0xBF, (120 << 16) | 120))
+
+
+def sid(text):
+    return srt_ext(5, le_words(text.encode()))
+
+
+def induction(sockid):
+    return srt_hdr(0) + srt_cif(4, 0, 2, 1, sockid, 0)
+
+
+def conclusion(exts, sockid=0x77, enc=0, flags=5, mss=1500, cookie=0):
+    return srt_hdr(0) + srt_cif(5, enc, flags, -1, sockid, cookie, mss=mss) + b"".join(exts)
+
+
+def data_pkt(dest, seq, payload=b"\x47" + bytes(187)):
+    return struct.pack(">IIII", seq, 0xE0000001, 0, dest) + payload
+
+
+HOSTILE_HS = {
+    "plain": [HSREQ, sid("live/cam1")],
+    "access-control": [HSREQ, sid("#!::r=live/cam1,m=publish,u=alice,switchyard_role=backup")],
+    "player": [HSREQ, sid("#!::r=live/a,m=request")],
+    "km16": [HSREQ, srt_ext(3, srt_km(16)), sid("live/sec")],
+    "km32-both-keys": [HSREQ, srt_ext(3, srt_km(32, kf=3)), sid("live/sec")],
+    "km-gcm": [HSREQ, srt_ext(3, srt_km(16, cipher=3)), sid("live/sec")],
+    "empty-sid": [HSREQ, srt_ext(5, b""), srt_ext(6, le_words(b"live"))],
+    "congestion-file": [HSREQ, sid("live/open"), srt_ext(6, le_words(b"file"))],
+    "filter-fec": [HSREQ, sid("live/open"), srt_ext(7, le_words(b"fec,cols:10"))],
+    "group": [HSREQ, sid("live/open"), srt_ext(8, b"\x01\x00\x00\x00")],
+    "ext-type-0": [HSREQ, sid("live/open"), srt_ext(0, b"")],
+    "kmrsp-in-request": [HSREQ, srt_ext(4, srt_km(16)), sid("live/sec")],
+    "km-no-keys": [HSREQ, srt_ext(3, srt_km(16, kf=0)), sid("live/sec")],
+    "no-hsreq": [sid("live/open")],
+    "latency-65s": [srt_ext(1, struct.pack(">III", 0x010501, 0xBF, 0xFDE8FDE8)), sid("live/x")],
+}
+
+
+def hostile_post(dest):
+    return {
+        "congestion-warning": srt_hdr(4, dest=dest) + bytes(4),
+        "peer-error": srt_hdr(8, info=4000, dest=dest) + bytes(4),
+        "user-sid": srt_hdr(0x7FFF, 5, dest=dest) + le_words(b"abcd"),
+        "user-sid-empty": srt_hdr(0x7FFF, 5, dest=dest),
+        "user-group-empty": srt_hdr(0x7FFF, 8, dest=dest),
+        "nak-unterminated": srt_hdr(3, dest=dest) + struct.pack(">I", 0x80000005),
+        "nak-range": srt_hdr(3, dest=dest) + struct.pack(">II", 0x80000005, 9),
+        "km-refresh": srt_hdr(0x7FFF, 3, dest=dest) + srt_km(16),
+        "km-refresh-no-keys": srt_hdr(0x7FFF, 3, dest=dest) + srt_km(16, kf=0),
+        "ack-negative-rtt": srt_hdr(2, info=1, dest=dest) + struct.pack(">IiiI", 1, -2000000000,
+                                                                         -2000000000, 100),
+        "ack-full": srt_hdr(2, info=1, dest=dest) + struct.pack(">IIIIIII", 0x12345679, 100, 50,
+                                                                8192, 1000, 5000, 5000),
+        "ack2": srt_hdr(6, info=1, dest=dest),
+        "keepalive": srt_hdr(1, dest=dest) + bytes(4),
+        "drop-request": srt_hdr(7, info=1, dest=dest) + struct.pack(">II", 5, 9),
+        "shutdown": srt_hdr(5, dest=dest) + bytes(4),
+    }
+
+
+def srt_gate_seeds():
+    yield "induction", induction(0x77)
+    for name, exts in HOSTILE_HS.items():
+        yield "hs-" + name, conclusion(exts, flags=7 if "km" in name else 5)
+    yield "mss-zero", conclusion(HOSTILE_HS["player"], mss=0)
+    yield "enc-field-mismatch", conclusion(HOSTILE_HS["km16"], enc=4, flags=7)
+    for name, pkt in hostile_post(0x1234).items():
+        yield "post-" + name, pkt
+    yield "data", data_pkt(0x1234, 7)
+    yield "streamid-ffmpeg", b"%23%21%3A%3Ar%3Dlive%2Fcam1%2Cm%3Drequest"
+    yield "streamid-roles", b"#!::r=live/cam1,s=backup,h=x,q=1,switchyard_role=main,u=bob"
+    yield "km", srt_km(24)
+
+
+def rec(tag, datagram):
+    return bytes([tag]) + struct.pack(">H", len(datagram)) + datagram
+
+
+def wait(units):
+    return bytes([0xC0 | units])
+
+
+SRC_A, SRC_B, STRANGER, A_OTHER = 0, 1, 2, 3
+TO_A, TO_B, COOKIE = 0x04, 0x14, 0x08
+
+
+def srt_endpoint_seeds():
+    yield "handshake", rec(STRANGER | COOKIE, conclusion(HOSTILE_HS["plain"], sockid=0x99)) + \
+        wait(63) * 3
+    yield "handshake-player", rec(A_OTHER | COOKIE, conclusion(
+        [HSREQ, sid("#!::r=live/a,m=request")], sockid=0x98)) + bytes([0x80, 188]) + bytes(188) + \
+        wait(20)
+    stream = b"".join(rec(SRC_A | TO_A, data_pkt(0, 0x12345678 + i)) for i in range(8))
+    yield "publish", stream + wait(40) + rec(SRC_A | TO_A, hostile_post(0)["keepalive"]) + wait(63)
+    yield "player-sends", b"".join(bytes([0x80, 200]) + bytes([0x47]) + bytes(199)
+                                   for _ in range(5)) + wait(30) + \
+        rec(SRC_B | TO_B, hostile_post(0)["nak-range"]) + rec(SRC_B | TO_B, hostile_post(0)["ack-full"]) + \
+        wait(30)
+    post = hostile_post(0)
+    yield "hostile-post", b"".join(rec(SRC_A | TO_A, p) for p in post.values()) + wait(50)
+    yield "hostile-post-player", b"".join(rec(SRC_B | TO_B, p) for p in post.values()) + wait(50)
+    yield "hostile-handshakes", b"".join(
+        rec(STRANGER | COOKIE, conclusion(exts, sockid=0x100 + i, flags=7 if "km" in n else 5))
+        for i, (n, exts) in enumerate(HOSTILE_HS.items())) + wait(10)
+    yield "forged-cookies", b"".join(rec(STRANGER, conclusion(HOSTILE_HS["plain"], sockid=i + 1,
+                                                               cookie=i)) for i in range(20))
+    yield "induction-flood", b"".join(rec(A_OTHER, induction(i + 1)) for i in range(30))
+    yield "caps", b"".join(rec(A_OTHER | COOKIE, conclusion([HSREQ, sid(f"live/f{i}")],
+                                                            sockid=0x200 + i)) for i in range(8))
+    yield "wrong-peer", rec(STRANGER | TO_A, post["shutdown"]) + rec(SRC_A | TO_A, post["shutdown"]) + \
+        wait(63)
+    TO_C = 0x24
+    enc = lambda seq: struct.pack(">IIII", seq, 0xE8000001, 0, 0) + bytes([0x5A]) * 1316
+    yield "encrypted-publisher", b"".join(rec(TO_C, enc(1 + i)) for i in range(6)) + wait(40) + \
+        rec(TO_C, srt_hdr(0x7FFF, 3) + srt_km(16, kf=3)) + rec(TO_C, post["nak-range"]) + \
+        rec(TO_C, srt_hdr(0x7FFF, 4) + srt_km(16)) + wait(63)
+    yield "garbage", rec(SRC_A, bytes(range(40))) + rec(STRANGER, bytes([0x80, 0]) + bytes(80)) + \
+        rec(SRC_A | TO_A, bytes([0x80, 0]) + bytes(14) + bytes(range(60))) + wait(5)
+
+
 def main():
-    # Minimised crashes (`crash-*`, committed by hand after a fix) are kept: they are not made
-    # from testdata and must keep being replayed.
-    if CORPUS.exists():
-        for f in CORPUS.rglob("*"):
-            if f.is_file() and not f.name.startswith("crash-"):
-                f.unlink()
+    # Regenerate the seeds, but keep the committed fuzzer finds (crash-*,
+    # timeout-*): the replay test keeps them fixed.
+    for old in CORPUS.rglob("*"):
+        if old.is_file() and not old.name.startswith(("crash-", "timeout-")):
+            old.unlink()
     captures = sorted(TESTDATA.glob("*.ts"))
     for cap in captures:
         data = cap.read_bytes()
@@ -180,6 +335,10 @@ def main():
                     nal_seeds += 1
     for name, data in rtp_seeds():
         write("rtp", name, data)
+    for name, data in srt_gate_seeds():
+        write("srt_gate", name, data)
+    for name, data in srt_endpoint_seeds():
+        write("srt_endpoint", name, data)
     print(f"wrote {sum(1 for _ in CORPUS.rglob('*') if _.is_file())} seeds under {CORPUS}")
 
 
