@@ -24,6 +24,7 @@
 pub mod config;
 pub mod fuzz_harness;
 pub mod ingest;
+pub mod output;
 pub mod probe;
 pub mod ring;
 pub mod rtp;
