@@ -21,7 +21,9 @@
 //!    wrap-aware arithmetic where the protocol wraps.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod config;
+pub mod failover;
 pub mod fuzz_harness;
 pub mod ingest;
 pub mod output;

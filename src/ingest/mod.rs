@@ -9,4 +9,6 @@
 //!
 //! RTP is in [`crate::rtp`]; plain UDP needs no core beyond [`crate::ts`].
 
+pub mod socket;
 pub mod srt;
+pub mod udp;

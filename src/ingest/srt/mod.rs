@@ -53,6 +53,7 @@
 pub mod admission;
 pub mod cookie;
 pub mod craft;
+pub mod listener;
 pub mod endpoint;
 pub mod gate;
 pub mod streamid;

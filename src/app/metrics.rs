@@ -1,0 +1,69 @@
+//! Counters the tasks update and the API reads, without locks on the data
+//! path.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::config::InputRole;
+use crate::ring::StreamStats;
+
+/// One stream's counters.
+#[derive(Debug, Default)]
+pub struct StreamMetrics {
+    main_bytes: AtomicU64,
+    backup_bytes: AtomicU64,
+    main_datagrams: AtomicU64,
+    backup_datagrams: AtomicU64,
+    /// Datagrams an ingest task dropped because the stream's mailbox was
+    /// full.
+    pub mailbox_drops: AtomicU64,
+    switches: AtomicU64,
+    buffer: Mutex<Option<StreamStats>>,
+}
+
+/// A copy of [`StreamMetrics`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamSnapshot {
+    pub main_bytes: u64,
+    pub backup_bytes: u64,
+    pub main_datagrams: u64,
+    pub backup_datagrams: u64,
+    pub mailbox_drops: u64,
+    pub switches: u64,
+    pub buffer: Option<StreamStats>,
+}
+
+impl StreamMetrics {
+    pub fn add_input(&self, role: InputRole, bytes: usize) {
+        let (b, d) = match role {
+            InputRole::Main => (&self.main_bytes, &self.main_datagrams),
+            InputRole::Backup => (&self.backup_bytes, &self.backup_datagrams),
+        };
+        b.fetch_add(bytes as u64, Ordering::Relaxed);
+        d.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count_switch(&self) {
+        self.switches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count_mailbox_drop(&self) {
+        self.mailbox_drops.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn set_buffer(&self, stats: &StreamStats) {
+        *self.buffer.lock().unwrap_or_else(|e| e.into_inner()) = Some(*stats);
+    }
+
+    pub fn snapshot(&self) -> StreamSnapshot {
+        StreamSnapshot {
+            main_bytes: self.main_bytes.load(Ordering::Relaxed),
+            backup_bytes: self.backup_bytes.load(Ordering::Relaxed),
+            main_datagrams: self.main_datagrams.load(Ordering::Relaxed),
+            backup_datagrams: self.backup_datagrams.load(Ordering::Relaxed),
+            mailbox_drops: self.mailbox_drops.load(Ordering::Relaxed),
+            switches: self.switches.load(Ordering::Relaxed),
+            buffer: *self.buffer.lock().unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! `switchyard run`: wiring the tasks together, and shutting them down.
+//!
+//! Start-up binds every socket before any task runs, so a port in use or a
+//! bad multicast group is a start-up error naming the address, not a
+//! running router missing an input. Shutdown (SIGINT, SIGTERM) cancels one
+//! token: ingest tasks stop, SRT connections are closed gracefully, stream
+//! tasks flush their buffers to their outputs, and outputs drain, flush and
+//! close (files closed, SRT shutdown sent) before [`Router::shutdown`]
+//! returns.
+
+pub mod metrics;
+pub mod registry;
+pub mod stream;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, StreamId};
+use crate::ingest::srt::listener::{SrtListener, SrtMetrics};
+use crate::ingest::udp;
+
+use registry::Registry;
+
+/// Player batches in flight to the SRT port task.
+const PLAYER_MAILBOX: usize = 1024;
+
+/// Why the router did not start. Each reads as a sentence a user can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot bind the SRT port {addr} ([srt] listen): {source}")]
+    SrtBind { addr: SocketAddr, source: io::Error },
+    #[error("cannot bind input {addr} of stream {stream:?} ([[stream.input]] listen): {source}")]
+    InputBind {
+        stream: StreamId,
+        addr: SocketAddr,
+        source: io::Error,
+    },
+}
+
+/// A running router.
+#[derive(Debug)]
+pub struct Router {
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    registry: Registry,
+    srt_addr: SocketAddr,
+    srt_metrics: Arc<SrtMetrics>,
+    input_addrs: Vec<(StreamId, SocketAddr)>,
+}
+
+impl Router {
+    /// Binds every socket and starts every task. Must run inside a tokio
+    /// runtime.
+    pub async fn start(config: Arc<Config>) -> Result<Router, StartError> {
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let (players_tx, players_rx) = mpsc::channel(PLAYER_MAILBOX);
+        let registry = Registry::new(config.clone(), players_tx, shutdown.clone(), tasks.clone());
+        let srt_metrics = Arc::new(SrtMetrics::default());
+        let srt = SrtListener::bind(config.clone(), registry.clone(), srt_metrics.clone()).map_err(
+            |source| StartError::SrtBind {
+                addr: config.srt.listen,
+                source,
+            },
+        )?;
+        let srt_addr = srt.local_addr().unwrap_or(config.srt.listen);
+        let ingests = udp::bind_all(&config, &registry).map_err(|(stream, addr, source)| {
+            StartError::InputBind {
+                stream,
+                addr,
+                source,
+            }
+        })?;
+        let input_addrs = ingests
+            .iter()
+            .map(|i| (i.stream().clone(), i.local_addr().unwrap_or(i.config_listen())))
+            .collect();
+        // Configured streams run from the start, so their outputs are up
+        // before the first publisher.
+        for stream in &config.streams {
+            registry.get_or_start(&stream.id);
+        }
+        tasks.spawn(srt.run(players_rx, shutdown.clone()));
+        for ingest in ingests {
+            tasks.spawn(ingest.run(shutdown.clone()));
+        }
+        tracing::info!(
+            srt = %srt_addr, api = %config.api.listen, streams = config.streams.len(),
+            "switchyard running"
+        );
+        Ok(Router {
+            shutdown,
+            tasks,
+            registry,
+            srt_addr,
+            srt_metrics,
+            input_addrs,
+        })
+    }
+
+    /// The SRT port's actual address (useful with port 0).
+    pub fn srt_addr(&self) -> SocketAddr {
+        self.srt_addr
+    }
+
+    /// The actual addresses of the UDP/RTP inputs, in configuration order.
+    pub fn input_addrs(&self) -> &[(StreamId, SocketAddr)] {
+        &self.input_addrs
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn srt_metrics(&self) -> &Arc<SrtMetrics> {
+        &self.srt_metrics
+    }
+
+    /// Stops everything and waits for every task to finish, at most
+    /// `grace`. Returns false if some task had to be abandoned.
+    pub async fn shutdown(self, grace: Duration) -> bool {
+        self.shutdown.cancel();
+        self.tasks.close();
+        tokio::time::timeout(grace, self.tasks.wait()).await.is_ok()
+    }
+}

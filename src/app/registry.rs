@@ -1,0 +1,147 @@
+//! The running streams, by id: configured streams from start-up, streams
+//! of `accept_any_stream` publishers and players created on demand.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, StreamConfig, StreamId};
+
+use super::metrics::StreamMetrics;
+use super::stream::{PlayerBatch, StreamMsg, StreamTask};
+
+/// Messages queued for one stream task at most: ~5 MB of datagrams. A
+/// stream task never waits on anything, so a full mailbox means the
+/// machine is overloaded; senders drop and count.
+pub const MAILBOX_CAPACITY: usize = 4096;
+
+/// A running stream, as the ingest tasks and the API see it.
+#[derive(Debug, Clone)]
+pub struct StreamHandle {
+    pub mailbox: mpsc::Sender<StreamMsg>,
+    pub metrics: Arc<StreamMetrics>,
+}
+
+/// Shared by the ingest tasks and the stream tasks.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Arc<Config>,
+    streams: HashMap<StreamId, StreamHandle>,
+    players: mpsc::Sender<PlayerBatch>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Registry {
+    pub fn new(
+        config: Arc<Config>,
+        players: mpsc::Sender<PlayerBatch>,
+        shutdown: CancellationToken,
+        tasks: TaskTracker,
+    ) -> Registry {
+        Registry {
+            inner: Arc::new(Mutex::new(Inner {
+                config,
+                streams: HashMap::new(),
+                players,
+                shutdown,
+                tasks,
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding this lock leaves a consistent map (every
+        // critical section is a single insert or remove).
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The stream's handle, starting its task if it is not running (or its
+    /// task has just ended). `None` after shutdown began.
+    pub fn get_or_start(&self, id: &StreamId) -> Option<StreamHandle> {
+        let mut inner = self.lock();
+        if let Some(handle) = inner.streams.get(id)
+            && !handle.mailbox.is_closed()
+        {
+            return Some(handle.clone());
+        }
+        if inner.shutdown.is_cancelled() {
+            return None;
+        }
+        let (config, configured) = match inner.config.stream(id.as_str()) {
+            Some(stream) => (Arc::new(stream.clone()), true),
+            None => (
+                Arc::new(StreamConfig {
+                    id: id.clone(),
+                    passphrase: None,
+                    users: None,
+                    settings: inner.config.defaults.clone(),
+                    inputs: Vec::new(),
+                    outputs: Vec::new(),
+                }),
+                false,
+            ),
+        };
+        let (tx, rx) = mpsc::channel(MAILBOX_CAPACITY);
+        let handle = StreamHandle {
+            mailbox: tx,
+            metrics: Arc::new(StreamMetrics::default()),
+        };
+        let task = StreamTask {
+            config,
+            configured,
+            mailbox: rx,
+            players: inner.players.clone(),
+            registry: self.clone(),
+            metrics: handle.metrics.clone(),
+            shutdown: inner.shutdown.clone(),
+        };
+        inner.tasks.spawn(task.run());
+        inner.streams.insert(id.clone(), handle.clone());
+        Some(handle)
+    }
+
+    /// Removes an idle stream, unless a message reached its mailbox while
+    /// it decided (then it keeps running). The caller drops the mailbox
+    /// right after, so a sender that cloned the handle before sees a closed
+    /// channel and starts the stream again.
+    pub fn remove_if_idle(&self, id: &StreamId, mailbox: &mpsc::Receiver<StreamMsg>) -> bool {
+        let mut inner = self.lock();
+        if !mailbox.is_empty() {
+            return false;
+        }
+        inner.streams.remove(id);
+        true
+    }
+
+    pub fn remove(&self, id: &StreamId) {
+        let mut inner = self.lock();
+        if inner
+            .streams
+            .get(id)
+            .is_some_and(|handle| handle.mailbox.is_closed() || inner.shutdown.is_cancelled())
+        {
+            inner.streams.remove(id);
+        }
+    }
+
+    /// The running streams, for the API and metrics.
+    pub fn snapshot(&self) -> Vec<(StreamId, StreamHandle)> {
+        let inner = self.lock();
+        let mut streams: Vec<_> = inner
+            .streams
+            .iter()
+            .map(|(id, handle)| (id.clone(), handle.clone()))
+            .collect();
+        streams.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        streams
+    }
+}

@@ -1,0 +1,404 @@
+//! The per-stream task: the stream's inputs in, its ring buffer, and the
+//! fan-out to outputs and players.
+//!
+//! It owns the stream's [`StreamBuffer`] and input selection alone, so the
+//! data path takes no lock. It never awaits anything but its own mailbox
+//! and timers: outputs and players get batches with `try_send`, and what
+//! they cannot take yet stays in their consumer queue, which skips ahead a
+//! GOP when they fall too far behind (`ring::queue`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{InputRole, StreamConfig, StreamId};
+use crate::failover::{InputEvent, InputSwitch, InputSwitchSettings};
+use crate::ingest::srt::ConnId;
+use crate::output::{Batch, FeedSender, Offer};
+use crate::ring::{ConsumerId, QueueLimits, RingLimits, StreamBuffer};
+
+use super::metrics::StreamMetrics;
+use super::registry::Registry;
+
+/// Packets handed to an output or player per batch, at most: 12 KB.
+const BATCH_PACKETS: usize = 64;
+
+/// A stream not in the configuration, with no input and no player, is
+/// dropped after this long (its publisher may be reconnecting).
+const IDLE_STREAM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often outputs that were full are offered their packets again.
+const RETRY_INTERVAL: Duration = Duration::from_millis(5);
+
+/// Where an input's datagrams come from, for logs and the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InputSource {
+    Srt(ConnId),
+    Udp(SocketAddr),
+    Rtp(SocketAddr),
+}
+
+impl std::fmt::Display for InputSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InputSource::Srt(conn) => write!(f, "srt connection {}", conn.0),
+            InputSource::Udp(addr) => write!(f, "udp {addr}"),
+            InputSource::Rtp(addr) => write!(f, "rtp {addr}"),
+        }
+    }
+}
+
+/// A message to a stream task.
+#[derive(Debug)]
+pub enum StreamMsg {
+    /// One datagram's worth of TS packets from an input.
+    Data { role: InputRole, data: Bytes },
+    /// An input connected (SRT publishers; UDP and RTP inputs are up from
+    /// the start and known lost by their silence).
+    InputUp {
+        role: InputRole,
+        source: InputSource,
+    },
+    /// An input disconnected. Ignored unless `source` is the stream's
+    /// current input of that role (a takeover replaces the main first).
+    InputDown {
+        role: InputRole,
+        source: InputSource,
+    },
+    /// An SRT player (`m=request`) to feed through the SRT port task.
+    AttachPlayer { conn: ConnId },
+    DetachPlayer { conn: ConnId },
+    /// An output task's feed.
+    AttachOutput { name: String, sender: FeedSender },
+}
+
+/// Packets for one SRT player, to the SRT port task.
+#[derive(Debug)]
+pub struct PlayerBatch {
+    pub conn: ConnId,
+    pub packets: Batch,
+}
+
+/// One consumer of the stream: an output task or an SRT player.
+#[derive(Debug)]
+struct Slot {
+    consumer: ConsumerId,
+    target: Target,
+    /// A batch the target had no room for.
+    pending: Option<Batch>,
+}
+
+#[derive(Debug)]
+enum Target {
+    Output { name: String, sender: FeedSender },
+    Player { conn: ConnId },
+}
+
+/// Everything a stream task is started with.
+#[derive(Debug)]
+pub struct StreamTask {
+    pub config: Arc<StreamConfig>,
+    /// Listed in the configuration (kept when idle).
+    pub configured: bool,
+    pub mailbox: mpsc::Receiver<StreamMsg>,
+    pub players: mpsc::Sender<PlayerBatch>,
+    pub registry: Registry,
+    pub metrics: Arc<StreamMetrics>,
+    pub shutdown: CancellationToken,
+}
+
+struct Running {
+    id: StreamId,
+    buffer: StreamBuffer,
+    switch: InputSwitch,
+    limits: QueueLimits,
+    slots: Vec<Slot>,
+    inputs: [Option<InputSource>; 2],
+    players: mpsc::Sender<PlayerBatch>,
+    metrics: Arc<StreamMetrics>,
+    spliced: Vec<Bytes>,
+    last_activity: Instant,
+}
+
+fn role_index(role: InputRole) -> usize {
+    match role {
+        InputRole::Main => 0,
+        InputRole::Backup => 1,
+    }
+}
+
+impl StreamTask {
+    /// Runs until shutdown, or until an unconfigured stream has been idle
+    /// for [`IDLE_STREAM_TIMEOUT`].
+    pub async fn run(self) {
+        let StreamTask {
+            config,
+            configured,
+            mut mailbox,
+            players,
+            registry,
+            metrics,
+            shutdown,
+        } = self;
+        let settings = &config.settings;
+        let ring = RingLimits {
+            budget: settings.buffer.as_usize(),
+            hard_cap: settings.buffer_hard_cap.as_usize(),
+        };
+        let buffer = match StreamBuffer::new(crate::ring::StreamConfig {
+            ring,
+            ..Default::default()
+        }) {
+            Ok(buffer) => buffer,
+            Err(e) => {
+                tracing::error!(stream = %config.id, "cannot create the stream buffer: {e}");
+                return;
+            }
+        };
+        let queue = settings.consumer_queue.as_usize();
+        let mut stream = Running {
+            id: config.id.clone(),
+            buffer,
+            switch: InputSwitch::new(InputSwitchSettings::from_stream(settings)),
+            limits: QueueLimits {
+                capacity: queue,
+                hard_limit: queue.saturating_mul(2),
+            },
+            slots: Vec::new(),
+            inputs: [None, None],
+            players,
+            metrics,
+            spliced: Vec::new(),
+            last_activity: Instant::now(),
+        };
+        tracing::info!(stream = %stream.id, configured, "stream started");
+        let mut retry = tokio::time::interval(RETRY_INTERVAL);
+        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut idle_check = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            let switch_deadline = stream.switch.poll_timeout().map(Instant::from_std);
+            let waiting = stream.slots.iter().any(|s| s.pending.is_some());
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                msg = mailbox.recv() => {
+                    let Some(msg) = msg else { break };
+                    stream.handle(msg);
+                    // Take whatever else is queued before pumping, so that
+                    // a busy stream hands out larger batches.
+                    for _ in 0..256 {
+                        match mailbox.try_recv() {
+                            Ok(msg) => stream.handle(msg),
+                            Err(_) => break,
+                        }
+                    }
+                    stream.pump();
+                }
+                () = sleep_until(switch_deadline) => {
+                    stream.timeout();
+                    stream.pump();
+                }
+                _ = retry.tick(), if waiting => stream.pump(),
+                _ = idle_check.tick() => {
+                    stream.publish_metrics();
+                    if !configured && stream.idle_for() >= IDLE_STREAM_TIMEOUT
+                        && registry.remove_if_idle(&stream.id, &mailbox)
+                    {
+                        tracing::info!(stream = %stream.id, "idle stream removed");
+                        return;
+                    }
+                }
+            }
+        }
+        stream.finish();
+        drop(mailbox);
+        registry.remove(&stream.id);
+        tracing::info!(stream = %stream.id, "stream stopped");
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Running {
+    fn handle(&mut self, msg: StreamMsg) {
+        let now = Instant::now();
+        match msg {
+            StreamMsg::Data { role, data } => {
+                self.last_activity = now;
+                self.metrics.add_input(role, data.len());
+                self.switch.push(now.into_std(), role, data, &mut self.spliced);
+                self.drain_switch();
+            }
+            StreamMsg::InputUp { role, source } => {
+                self.last_activity = now;
+                if let Some(old) = self.inputs[role_index(role)].replace(source) {
+                    tracing::info!(stream = %self.id, ?role, %old, new = %source, "input replaced");
+                } else {
+                    tracing::info!(stream = %self.id, ?role, %source, "input connected");
+                }
+            }
+            StreamMsg::InputDown { role, source } => {
+                let slot = &mut self.inputs[role_index(role)];
+                if *slot == Some(source) {
+                    *slot = None;
+                    tracing::info!(stream = %self.id, ?role, %source, "input disconnected");
+                    self.switch
+                        .remove_input(now.into_std(), role, &mut self.spliced);
+                    self.drain_switch();
+                }
+            }
+            StreamMsg::AttachPlayer { conn } => {
+                self.last_activity = now;
+                let consumer = self.buffer.attach(self.limits);
+                tracing::info!(stream = %self.id, conn = conn.0, "player attached");
+                self.slots.push(Slot {
+                    consumer,
+                    target: Target::Player { conn },
+                    pending: None,
+                });
+            }
+            StreamMsg::DetachPlayer { conn } => {
+                self.last_activity = now;
+                self.slots.retain(|slot| {
+                    if matches!(slot.target, Target::Player { conn: c } if c == conn) {
+                        self.buffer.detach(slot.consumer);
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
+            StreamMsg::AttachOutput { name, sender } => {
+                let consumer = self.buffer.attach(self.limits);
+                self.slots.push(Slot {
+                    consumer,
+                    target: Target::Output { name, sender },
+                    pending: None,
+                });
+            }
+        }
+    }
+
+    fn timeout(&mut self) {
+        self.switch
+            .handle_timeout(Instant::now().into_std(), &mut self.spliced);
+        self.drain_switch();
+    }
+
+    /// Moves the input switch's output into the ring, and logs its events.
+    fn drain_switch(&mut self) {
+        for packet in self.spliced.drain(..) {
+            self.buffer.push(packet);
+        }
+        while let Some(event) = self.switch.poll_event() {
+            match &event {
+                InputEvent::Switched { .. } => {
+                    self.metrics.count_switch();
+                    tracing::warn!(stream = %self.id, event = %event, "input switched");
+                }
+                InputEvent::InputLost { .. } => {
+                    tracing::warn!(stream = %self.id, event = %event, "input lost");
+                }
+                _ => tracing::info!(stream = %self.id, event = %event, "input event"),
+            }
+        }
+    }
+
+    /// Hands each consumer's queued packets to its target, as far as the
+    /// targets have room.
+    fn pump(&mut self) {
+        let mut closed = Vec::new();
+        for (at, slot) in self.slots.iter_mut().enumerate() {
+            if let Target::Output { sender, name } = &slot.target
+                && sender.take_rejoin()
+            {
+                tracing::debug!(stream = %self.id, output = %name, "output restarts at a splice point");
+                self.buffer.detach(slot.consumer);
+                slot.consumer = self.buffer.attach(self.limits);
+                slot.pending = None;
+            }
+            loop {
+                let batch = match slot.pending.take() {
+                    Some(batch) => batch,
+                    None => {
+                        let mut batch = Vec::new();
+                        self.buffer.take(
+                            slot.consumer,
+                            BATCH_PACKETS * crate::ts::PACKET_SIZE,
+                            &mut batch,
+                        );
+                        if batch.is_empty() {
+                            break;
+                        }
+                        batch
+                    }
+                };
+                let offer = match &slot.target {
+                    Target::Output { sender, .. } => sender.offer(batch),
+                    Target::Player { conn } => {
+                        match self.players.try_send(PlayerBatch {
+                            conn: *conn,
+                            packets: batch,
+                        }) {
+                            Ok(()) => Offer::Sent,
+                            Err(mpsc::error::TrySendError::Full(b)) => Offer::Full(b.packets),
+                            Err(mpsc::error::TrySendError::Closed(_)) => Offer::Closed,
+                        }
+                    }
+                };
+                match offer {
+                    Offer::Sent => {}
+                    Offer::Full(batch) => {
+                        slot.pending = Some(batch);
+                        break;
+                    }
+                    Offer::Closed => {
+                        closed.push(at);
+                        break;
+                    }
+                }
+            }
+        }
+        for at in closed.into_iter().rev() {
+            let slot = self.slots.swap_remove(at);
+            self.buffer.detach(slot.consumer);
+            if let Target::Output { name, .. } = slot.target {
+                tracing::warn!(stream = %self.id, output = %name, "output task ended");
+            }
+        }
+    }
+
+    fn idle_for(&self) -> Duration {
+        if self.inputs.iter().any(Option::is_some)
+            || self
+                .slots
+                .iter()
+                .any(|s| matches!(s.target, Target::Player { .. }))
+        {
+            return Duration::ZERO;
+        }
+        self.last_activity.elapsed()
+    }
+
+    fn publish_metrics(&self) {
+        self.metrics.set_buffer(&self.buffer.stats());
+    }
+
+    /// Shutdown: flushes what the demux holds and hands the rest of every
+    /// queue to its output (outputs drain their feed before closing).
+    fn finish(&mut self) {
+        self.buffer.finish();
+        self.pump();
+        self.publish_metrics();
+    }
+}
