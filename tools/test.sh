@@ -20,11 +20,21 @@ if ! command -v srt-live-transmit >/dev/null; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq srt-tools
 fi
+if ! command -v gst-launch-1.0 >/dev/null || ! gst-inspect-1.0 srtsink >/dev/null 2>&1; then
+  # tests/relay.rs: GStreamer's srtsink as a publisher.
+  echo "test.sh: installing GStreamer with its SRT plugin (Debian packages)" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "test.sh: installing cargo-nextest" >&2
   cargo install --locked cargo-nextest
 fi
 
+# Every external tool is installed above: the end-to-end tests must not
+# skip a case for a missing tool here.
+export SWITCHYARD_REQUIRE_TOOLS=1
 cargo nextest run --workspace --no-fail-fast "$@"
 if [ $# -eq 0 ]; then
   # nextest does not run doctests.
