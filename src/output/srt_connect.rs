@@ -604,3 +604,371 @@ enum Step {
     Problem(String),
     Failed(String),
 }
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "tests: a failed expectation is a failed test"
+)]
+mod tests {
+    //! [`SrtCaller`] against switchyard's own SRT listener core
+    //! ([`crate::ingest::srt::Endpoint`]) in memory, with simulated time:
+    //! handshake, data, encryption, rejection, close, idle timeout, and
+    //! hostile datagrams from the peer.
+
+    use std::sync::Arc;
+
+    use bytes::BufMut;
+
+    use super::*;
+    use crate::ingest::srt::{Endpoint, EndpointSettings, Event};
+
+    const SECRET: &str = "0123456789abcdef";
+    const CONFIG: &str = r#"
+[srt]
+accept_any_stream = false
+
+[[stream]]
+id = "out/cam1"
+
+[[stream]]
+id = "out/secret"
+passphrase = "0123456789abcdef"
+"#;
+
+    fn listener_addr() -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 1], 9000))
+    }
+
+    fn caller_addr() -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 2], 50_000))
+    }
+
+    fn settings(stream_id: &str, encryption: Option<(String, AesKeyLength)>) -> CallerSettings {
+        CallerSettings {
+            peer: listener_addr(),
+            local_ip: caller_addr().ip(),
+            stream_id: Some(stream_id.to_string()),
+            encryption,
+            latency: Some(Duration::from_millis(120)),
+            handshake_timeout: Duration::from_secs(3),
+            idle_timeout: Duration::from_secs(5),
+            socket_id: 0x1234_5678,
+            initial_sequence: 777,
+        }
+    }
+
+    /// The two sides and a lossless wire between them.
+    struct Net {
+        now: Instant,
+        caller: SrtCaller,
+        listener: Endpoint,
+        received: Vec<u8>,
+        events: Vec<CallerEvent>,
+        listener_events: Vec<Event>,
+        /// Deliver listener datagrams to the caller.
+        wire_up: bool,
+    }
+
+    impl Net {
+        fn new(settings: CallerSettings) -> Net {
+            let now = Instant::now();
+            let config = Arc::new(crate::config::parse(CONFIG, "t.toml").expect("config"));
+            let endpoint_settings = EndpointSettings::from_config(&config);
+            Net {
+                now,
+                caller: SrtCaller::new(now, settings).expect("valid settings"),
+                listener: Endpoint::new(now, config, endpoint_settings, *b"switchyard-tests"),
+                received: Vec::new(),
+                events: Vec::new(),
+                listener_events: Vec::new(),
+                wire_up: true,
+            }
+        }
+
+        /// Moves every queued datagram and event until both sides are idle.
+        fn settle(&mut self) {
+            loop {
+                let mut moved = false;
+                while let Some(d) = self.caller.poll_transmit() {
+                    moved = true;
+                    self.listener.handle_datagram(self.now, caller_addr(), d);
+                }
+                while let Some((to, d)) = self.listener.poll_transmit() {
+                    assert_eq!(to, caller_addr());
+                    moved = true;
+                    if self.wire_up {
+                        self.caller.handle_datagram(self.now, d);
+                    }
+                }
+                while let Some(e) = self.listener.poll_event() {
+                    if let Event::Data { data, .. } = &e {
+                        self.received.extend_from_slice(data);
+                    }
+                    self.listener_events.push(e);
+                }
+                while let Some(e) = self.caller.poll_event() {
+                    self.events.push(e);
+                }
+                if !moved {
+                    return;
+                }
+            }
+        }
+
+        /// Advances simulated time by `step` increments up to `total`,
+        /// firing both sides' timers.
+        fn run_for(&mut self, total: Duration) {
+            let end = self.now + total;
+            while self.now < end {
+                self.settle();
+                let next = [self.caller.poll_timeout(), self.listener.poll_timeout()]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .unwrap_or(end)
+                    .clamp(self.now + Duration::from_micros(100), end);
+                self.now = next;
+                if self.caller.poll_timeout().is_some_and(|t| t <= self.now) {
+                    self.caller.handle_timeout(self.now);
+                }
+                self.listener.handle_timeout(self.now);
+            }
+            self.settle();
+        }
+
+        fn connected(&self) -> bool {
+            self.events
+                .iter()
+                .any(|e| matches!(e, CallerEvent::Connected { .. }))
+        }
+
+        fn closed(&self) -> Option<&Result<(), SessionError>> {
+            self.events.iter().find_map(|e| match e {
+                CallerEvent::Closed(r) => Some(r),
+                CallerEvent::Connected { .. } => None,
+            })
+        }
+    }
+
+    /// `n` messages of 7 fake TS packets, each byte telling its position.
+    fn messages(n: usize) -> Vec<Bytes> {
+        (0..n)
+            .map(|i| {
+                let mut m = BytesMut::with_capacity(MAX_MESSAGE_LEN);
+                for p in 0..7u8 {
+                    m.put_u8(0x47);
+                    m.put_bytes((i as u8).wrapping_add(p), 187);
+                }
+                m.freeze()
+            })
+            .collect()
+    }
+
+    fn push_through(net: &mut Net, n: usize) -> Vec<u8> {
+        let sent = messages(n);
+        for (i, m) in sent.iter().enumerate() {
+            assert!(net.caller.send(net.now, m.clone()), "message {i} refused");
+            net.run_for(Duration::from_millis(2));
+        }
+        net.run_for(Duration::from_millis(500));
+        sent.concat()
+    }
+
+    #[test]
+    fn connects_and_delivers_every_message_in_order() {
+        let mut net = Net::new(settings("out/cam1", None));
+        net.run_for(Duration::from_millis(50));
+        assert!(net.connected(), "events: {:?}", net.events);
+        assert!(net.caller.is_connected());
+        let sent = push_through(&mut net, 200);
+        assert_eq!(net.received.len(), sent.len());
+        assert!(net.received == sent, "payload differs");
+        let stats = net.caller.stats();
+        assert_eq!(stats.packets, 200);
+        assert_eq!(stats.discarded, 0);
+    }
+
+    #[test]
+    fn encrypted_session_with_each_key_length() {
+        for length in [
+            AesKeyLength::Aes128,
+            AesKeyLength::Aes192,
+            AesKeyLength::Aes256,
+        ] {
+            let mut net = Net::new(settings("out/secret", Some((SECRET.into(), length))));
+            net.run_for(Duration::from_millis(50));
+            assert!(net.connected(), "{length:?}: {:?}", net.events);
+            let key_len = net.listener_events.iter().find_map(|e| match e {
+                Event::Connected { key_len, .. } => Some(*key_len),
+                _ => None,
+            });
+            assert_eq!(key_len, Some(Some(length.bytes())));
+            let sent = push_through(&mut net, 20);
+            assert!(net.received == sent, "{length:?}: payload differs");
+        }
+    }
+
+    #[test]
+    fn rejections_carry_the_code() {
+        let cases: [(&str, Option<(String, AesKeyLength)>, i32); 3] = [
+            ("out/unknown", None, 2404),
+            ("out/secret", None, 1011),
+            (
+                "out/secret",
+                Some(("wrong-passphrase".into(), AesKeyLength::Aes128)),
+                1010,
+            ),
+        ];
+        for (id, encryption, code) in cases {
+            let mut net = Net::new(settings(id, encryption));
+            net.run_for(Duration::from_millis(50));
+            match net.closed() {
+                Some(Err(SessionError::Rejected { code: got, .. })) => {
+                    assert_eq!(*got, code, "{id}");
+                }
+                other => panic!("{id}: expected a rejection {code}, got {other:?}"),
+            }
+            assert!(net.caller.is_closed());
+            assert_eq!(net.caller.poll_timeout(), None);
+        }
+        let hint = SessionError::Rejected {
+            code: 1010,
+            reason: "x".into(),
+        };
+        assert!(hint.to_string().contains("passphrase"), "{hint}");
+    }
+
+    #[test]
+    fn handshake_times_out_when_nobody_answers() {
+        let mut net = Net::new(settings("out/cam1", None));
+        net.wire_up = false;
+        net.run_for(Duration::from_millis(2900));
+        assert!(net.closed().is_none());
+        net.run_for(Duration::from_millis(200));
+        assert!(matches!(
+            net.closed(),
+            Some(Err(SessionError::HandshakeTimeout { .. }))
+        ));
+    }
+
+    #[test]
+    fn handshake_resent_every_250_ms() {
+        let now = Instant::now();
+        let mut caller = SrtCaller::new(now, settings("out/cam1", None)).expect("valid");
+        assert!(caller.poll_transmit().is_some(), "induction at once");
+        assert!(caller.poll_transmit().is_none());
+        assert_eq!(caller.poll_timeout(), Some(now + HANDSHAKE_RESEND));
+        caller.handle_timeout(now + Duration::from_millis(100));
+        assert!(caller.poll_transmit().is_none());
+        caller.handle_timeout(now + HANDSHAKE_RESEND);
+        assert!(caller.poll_transmit().is_some(), "resent");
+    }
+
+    #[test]
+    fn graceful_close_ends_ok_and_says_shutdown() {
+        let mut net = Net::new(settings("out/cam1", None));
+        net.run_for(Duration::from_millis(50));
+        push_through(&mut net, 5);
+        net.caller.close(net.now);
+        net.run_for(Duration::from_secs(2));
+        assert_eq!(net.closed(), Some(&Ok(())));
+        assert!(
+            net.listener_events
+                .iter()
+                .any(|e| matches!(e, Event::Closed { .. })),
+            "the listener saw the shutdown: {:?}",
+            net.listener_events
+        );
+    }
+
+    #[test]
+    fn abort_sends_a_shutdown_packet() {
+        let mut net = Net::new(settings("out/cam1", None));
+        net.run_for(Duration::from_millis(50));
+        net.caller.abort(net.now);
+        net.run_for(Duration::from_secs(1));
+        assert_eq!(net.closed(), Some(&Ok(())));
+        assert!(
+            net.listener_events
+                .iter()
+                .any(|e| matches!(e, Event::Closed { .. })),
+            "{:?}",
+            net.listener_events
+        );
+    }
+
+    #[test]
+    fn silent_peer_times_out() {
+        let mut net = Net::new(settings("out/cam1", None));
+        net.run_for(Duration::from_millis(50));
+        assert!(net.connected());
+        net.wire_up = false;
+        net.run_for(Duration::from_secs(7));
+        assert!(
+            matches!(net.closed(), Some(Err(SessionError::IdleTimeout(_)))),
+            "{:?}",
+            net.closed()
+        );
+    }
+
+    #[test]
+    fn invalid_key_settings_are_refused_up_front() {
+        let e = SrtCaller::new(
+            Instant::now(),
+            settings("out/secret", Some(("short".into(), AesKeyLength::Aes128))),
+        )
+        .expect_err("a 5-character passphrase");
+        assert!(matches!(e, SessionError::KeySettings(_)), "{e}");
+    }
+
+    /// Datagrams a hostile listener could send once connected: each of them
+    /// reaches a panic or a hang in srt-protocol 0.4.4 if parsed and fed
+    /// (panic table rows P7–P10, P19, P21), and must be discarded without
+    /// hurting the session.
+    #[test]
+    fn hostile_control_packets_are_discarded() {
+        let mut net = Net::new(settings("out/cam1", None));
+        net.run_for(Duration::from_millis(50));
+        let dest = 0x1234_5678u32;
+        let control = |ty: u16, subtype: u16, body: &[u8]| {
+            let mut d = BytesMut::new();
+            d.put_u32(0x8000_0000 | (u32::from(ty) << 16) | u32::from(subtype));
+            d.put_u32(0);
+            d.put_u32(0);
+            d.put_u32(dest);
+            d.put_slice(body);
+            d.freeze()
+        };
+        let hostile = [
+            control(4, 0, &[]),                               // P7 congestion warning
+            control(8, 0, &[0, 0, 0, 1]),                     // P8 peer error
+            control(0x7FFF, 5, &[]),                          // P5/P9
+            control(0x7FFF, 8, &[]),                          // P6
+            control(3, 0, &0x8000_0001u32.to_be_bytes()),     // P10 unterminated NAK
+            control(3, 0, &[0x80, 0, 0, 9, 0, 0, 0, 9]),      // P19 range that wraps
+            control(7, 0, &[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]), // P21 drop request
+            Bytes::from_static(&[1, 2, 3]),                   // short
+            {
+                // a data packet: a live sender receives none
+                let mut d = BytesMut::new();
+                d.put_u32(5);
+                d.put_u32(0);
+                d.put_u32(0);
+                d.put_u32(dest);
+                d.put_bytes(0, 188);
+                d.freeze()
+            },
+        ];
+        let count = hostile.len() as u64;
+        for d in hostile {
+            net.caller.handle_datagram(net.now, d);
+        }
+        assert_eq!(net.caller.stats().discarded, count);
+        assert!(net.caller.is_connected());
+        let sent = push_through(&mut net, 10);
+        assert!(net.received == sent);
+    }
+}
