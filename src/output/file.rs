@@ -59,11 +59,14 @@ pub async fn run(
     stats.set_state(OutputState::Connecting);
     loop {
         let reopen = stats.snapshot().sessions > 0;
-        let opened = dropping_feed(&mut feed, &stats, &shutdown, open(&path, reopen)).await;
-        let result = match opened {
-            None => break,
-            Some(Err(e)) => Err(e),
-            Some(Ok(file)) => {
+        // Not raced against the shutdown or drained meanwhile: opening a
+        // local file takes microseconds, and batches that arrive during it
+        // (or a shutdown) are handled by `record` right after. A file
+        // system that hangs cannot be helped by cancelling (the open runs
+        // on a blocking thread); the stream side skips GOPs meanwhile.
+        let result = match open(&path, reopen).await {
+            Err(e) => Err(e),
+            Ok(file) => {
                 session_started(&mut feed, &stats);
                 backoff.connected(Instant::now().into_std());
                 info!(stream = %stream, path = %path.display(), "output: recording");
@@ -138,7 +141,7 @@ async fn record(
         source,
     };
     let mut out = BufWriter::with_capacity(BUFFER_LEN, file);
-    let mut flush = tokio::time::interval(FLUSH_INTERVAL);
+    let mut flush = tokio::time::interval_at(Instant::now() + FLUSH_INTERVAL, FLUSH_INTERVAL);
     flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut dirty = false;
     loop {
