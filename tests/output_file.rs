@@ -14,7 +14,10 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;
 
-const CAPTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/h264_aac_closed_gop.ts");
+const CAPTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/testdata/h264_aac_closed_gop.ts"
+);
 
 fn capture() -> Vec<Bytes> {
     let data = std::fs::read(CAPTURE).expect("testdata capture");
@@ -87,7 +90,10 @@ async fn offer(tx: &output::FeedSender, batch: Batch) {
 async fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !done() {
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         sleep(Duration::from_millis(10)).await;
     }
 }
@@ -113,7 +119,10 @@ async fn file_output_records_every_byte_and_flushes_on_shutdown() {
     // Shut down at once: what is still in the feed must be written too.
     let stats = stop(r).await;
     let written = std::fs::read(&path).expect("the recording");
-    assert!(written == packets.concat(), "recording differs from the capture");
+    assert!(
+        written == packets.concat(),
+        "recording differs from the capture"
+    );
     let s = stats.snapshot();
     assert_eq!(s.packets_sent as usize, packets.len());
     assert_eq!(s.bytes_sent as usize, written.len());
@@ -146,7 +155,10 @@ async fn file_output_appends_and_flushes_within_half_a_second() {
         .expect("stops when the feed closes")
         .expect("task");
     let written = std::fs::read(&path).expect("recording");
-    assert_eq!(&written[188..], [&packets[..5], &packets[..5]].concat().concat().as_slice());
+    assert_eq!(
+        &written[188..],
+        [&packets[..5], &packets[..5]].concat().concat().as_slice()
+    );
 }
 
 #[tokio::test]
@@ -169,12 +181,17 @@ async fn file_output_retries_an_unopenable_path_and_resumes_at_a_splice_point() 
         offer(&r.tx, batch.to_vec()).await;
     }
     let last_error = r.stats.snapshot().last_error.unwrap_or_default();
-    assert!(last_error.contains("cannot create the directory"), "{last_error}");
+    assert!(
+        last_error.contains("cannot create the directory"),
+        "{last_error}"
+    );
 
     std::fs::remove_file(&blocker).expect("unblock");
-    wait_for("the output to open the file", Duration::from_secs(3), || {
-        r.stats.state() == OutputState::Connected
-    })
+    wait_for(
+        "the output to open the file",
+        Duration::from_secs(3),
+        || r.stats.state() == OutputState::Connected,
+    )
     .await;
     assert!(r.tx.take_rejoin(), "a session after a gap asks to rejoin");
     // The stream restarts this output at its splice point: the capture's
@@ -184,7 +201,10 @@ async fn file_output_retries_an_unopenable_path_and_resumes_at_a_splice_point() 
     }
     let stats = stop(r).await;
     let written = std::fs::read(&path).expect("recording");
-    assert!(written == packets.concat(), "recording is the capture from its start");
+    assert!(
+        written == packets.concat(),
+        "recording is the capture from its start"
+    );
     let s = stats.snapshot();
     assert_eq!(s.packets_dropped as usize, packets.len(), "{s:?}");
     assert_eq!(s.sessions, 1);

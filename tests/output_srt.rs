@@ -23,7 +23,10 @@ use switchyard::probe::Prober;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;
 
-const CAPTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/h264_aac_closed_gop.ts");
+const CAPTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/testdata/h264_aac_closed_gop.ts"
+);
 const SECRET: &str = "0123456789abcdef";
 
 fn capture() -> Vec<Bytes> {
@@ -176,7 +179,10 @@ async fn stream_task(
 async fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !done() {
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         sleep(Duration::from_millis(20)).await;
     }
 }
@@ -218,9 +224,11 @@ async fn deliver(name: &str, listener_query: &str, caller_query: &str) -> Vec<u8
         rejoins.clone(),
         stop.clone(),
     ));
-    wait_for("the whole capture to be sent", Duration::from_secs(10), || {
-        stats.snapshot().packets_sent as usize >= packets.len()
-    })
+    wait_for(
+        "the whole capture to be sent",
+        Duration::from_secs(10),
+        || stats.snapshot().packets_sent as usize >= packets.len(),
+    )
     .await;
     // TSBPD: the listener delivers each packet `latency` after it was sent.
     sleep(Duration::from_millis(500)).await;
@@ -381,9 +389,11 @@ async fn srt_output_reconnects_after_listener_restart_at_a_splice_point() {
         rejoins.clone(),
         stop.clone(),
     ));
-    wait_for("data through the first listener", Duration::from_secs(5), || {
-        first.received().len() > 50 * 188
-    })
+    wait_for(
+        "data through the first listener",
+        Duration::from_secs(5),
+        || first.received().len() > 50 * 188,
+    )
     .await;
     let rejoins_before = rejoins.load(Ordering::SeqCst);
 
@@ -395,15 +405,15 @@ async fn srt_output_reconnects_after_listener_restart_at_a_splice_point() {
     .await;
     let noticed = killed_at.elapsed();
     let second = Listener::start(port, "", &out2, false);
-    wait_for(
-        "the output to reconnect",
-        Duration::from_secs(6),
-        || stats.snapshot().sessions >= 2,
-    )
-    .await;
-    wait_for("data through the second listener", Duration::from_secs(5), || {
-        second.received().len() > 50 * 188
+    wait_for("the output to reconnect", Duration::from_secs(6), || {
+        stats.snapshot().sessions >= 2
     })
+    .await;
+    wait_for(
+        "data through the second listener",
+        Duration::from_secs(5),
+        || second.received().len() > 50 * 188,
+    )
     .await;
     assert!(
         rejoins.load(Ordering::SeqCst) > rejoins_before,
@@ -433,7 +443,5 @@ async fn srt_output_reconnects_after_listener_restart_at_a_splice_point() {
     let _ = feeder.await;
     let s = stats.snapshot();
     assert_eq!(s.reconnects, 1, "{s:?}");
-    eprintln!(
-        "listener killed → output noticed in {noticed:?}; stats {s:?}"
-    );
+    eprintln!("listener killed → output noticed in {noticed:?}; stats {s:?}");
 }

@@ -94,9 +94,7 @@ mod tests {
     fn doubles_from_min_to_max() {
         let now = Instant::now();
         let mut b = backoff(250, 10_000);
-        let delays: Vec<u64> = (0..9)
-            .map(|_| b.failed(now).as_millis() as u64)
-            .collect();
+        let delays: Vec<u64> = (0..9).map(|_| b.failed(now).as_millis() as u64).collect();
         assert_eq!(
             delays,
             [250, 500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000]

@@ -62,7 +62,9 @@ pub async fn run(
 ) {
     let reconnect = config.reconnect;
     match config.kind {
-        OutputKind::File { path } => file::run(stream, path, reconnect, feed, shutdown, stats).await,
+        OutputKind::File { path } => {
+            file::run(stream, path, reconnect, feed, shutdown, stats).await
+        }
         OutputKind::Udp {
             address,
             ttl,

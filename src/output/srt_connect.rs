@@ -115,7 +115,9 @@ pub enum SessionError {
 fn reject_hint(code: i32) -> &'static str {
     match code {
         1010 => ": check that the passphrase matches the listener's",
-        1011 => ": the listener and this output disagree on encryption (set or remove `passphrase`)",
+        1011 => {
+            ": the listener and this output disagree on encryption (set or remove `passphrase`)"
+        }
         2401 | 2403 => ": the listener refused this streamid or user",
         2404 => ": the listener does not know this streamid",
         2409 => ": the listener already has a publisher on this streamid",
@@ -221,12 +223,8 @@ impl SrtCaller {
         };
         let s = &caller.settings;
         let (peer, local_ip, stream_id) = (s.peer, s.local_ip, s.stream_id.clone());
-        let (latency, idle, socket_id, seq) = (
-            s.latency,
-            s.idle_timeout,
-            s.socket_id,
-            s.initial_sequence,
-        );
+        let (latency, idle, socket_id, seq) =
+            (s.latency, s.idle_timeout, s.socket_id, s.initial_sequence);
         let started = catch_unwind(AssertUnwindSafe(|| {
             let defaults = ConnInitSettings::default();
             let init = ConnInitSettings {
@@ -385,9 +383,7 @@ impl SrtCaller {
         let from = self.settings.peer;
         let result = catch_unwind(AssertUnwindSafe(|| {
             match connect.handle_packet(Ok((packet, from)), now) {
-                ConnectionResult::SendPacket((packet, _)) => {
-                    Step::Send(serialize(&packet))
-                }
+                ConnectionResult::SendPacket((packet, _)) => Step::Send(serialize(&packet)),
                 ConnectionResult::Connected(reply, connection) => Step::Connected(
                     reply.map(|(p, _)| serialize(&p)),
                     Box::new(DuplexConnection::new(connection)),
@@ -582,8 +578,7 @@ impl SrtCaller {
                     Ok(())
                 } else if *peer_shutdown {
                     Err(SessionError::PeerShutdown)
-                } else if now.saturating_duration_since(*last_heard) >= self.settings.idle_timeout
-                {
+                } else if now.saturating_duration_since(*last_heard) >= self.settings.idle_timeout {
                     Err(SessionError::IdleTimeout(self.settings.idle_timeout))
                 } else {
                     Err(SessionError::Closed)
@@ -943,14 +938,14 @@ passphrase = "0123456789abcdef"
             d.freeze()
         };
         let hostile = [
-            control(4, 0, &[]),                               // P7 congestion warning
-            control(8, 0, &[0, 0, 0, 1]),                     // P8 peer error
-            control(0x7FFF, 5, &[]),                          // P5/P9
-            control(0x7FFF, 8, &[]),                          // P6
-            control(3, 0, &0x8000_0001u32.to_be_bytes()),     // P10 unterminated NAK
-            control(3, 0, &[0x80, 0, 0, 9, 0, 0, 0, 9]),      // P19 range that wraps
+            control(4, 0, &[]),                                   // P7 congestion warning
+            control(8, 0, &[0, 0, 0, 1]),                         // P8 peer error
+            control(0x7FFF, 5, &[]),                              // P5/P9
+            control(0x7FFF, 8, &[]),                              // P6
+            control(3, 0, &0x8000_0001u32.to_be_bytes()),         // P10 unterminated NAK
+            control(3, 0, &[0x80, 0, 0, 9, 0, 0, 0, 9]),          // P19 range that wraps
             control(7, 0, &[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]), // P21 drop request
-            Bytes::from_static(&[1, 2, 3]),                   // short
+            Bytes::from_static(&[1, 2, 3]),                       // short
             {
                 // a data packet: a live sender receives none
                 let mut d = BytesMut::new();

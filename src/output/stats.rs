@@ -170,7 +170,10 @@ mod tests {
             (snap.packets_sent, snap.bytes_sent, snap.packets_dropped),
             (7, 1316, 10)
         );
-        assert_eq!((snap.send_errors, snap.sessions, snap.reconnects), (1, 2, 1));
+        assert_eq!(
+            (snap.send_errors, snap.sessions, snap.reconnects),
+            (1, 2, 1)
+        );
         assert_eq!(snap.failures, 1);
         assert_eq!(snap.last_error.as_deref(), Some("refused"));
         for state in [

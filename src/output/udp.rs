@@ -60,7 +60,10 @@ pub enum UdpError {
         source: io::Error,
     },
     #[error("every send to {address} failed for {}s, the last with: {source}", FAILING_FOR.as_secs())]
-    Failing { address: SocketAddr, source: io::Error },
+    Failing {
+        address: SocketAddr,
+        source: io::Error,
+    },
 }
 
 /// Sends `stream` to `target` until `shutdown` fires or the feed closes
@@ -111,13 +114,19 @@ pub async fn run(
 /// so the kernel picks the route (and the source address) once.
 fn open(target: &UdpTarget) -> Result<UdpSocket, UdpError> {
     let address = target.address;
-    let fail = |what| move |source| UdpError::Socket {
-        address,
-        what,
-        source,
+    let fail = |what| {
+        move |source| UdpError::Socket {
+            address,
+            what,
+            source,
+        }
     };
-    let socket = Socket::new(Domain::for_address(address), Type::DGRAM, Some(Protocol::UDP))
-        .map_err(fail("socket"))?;
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )
+    .map_err(fail("socket"))?;
     let multicast = address.ip().is_multicast();
     if let Some(ttl) = target.ttl.map(u32::from) {
         match (address, multicast) {
