@@ -191,7 +191,6 @@ async fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 /// `listener_query`, and returns what the listener wrote out.
 async fn deliver(name: &str, listener_query: &str, caller_query: &str) -> Vec<u8> {
     let packets = capture();
-    let expected: Vec<u8> = packets.concat();
     let port = free_port();
     let out = scratch(&format!("{name}.ts"));
     let mut listener = Listener::start(port, listener_query, &out, true);

@@ -633,6 +633,8 @@ id = "out/secret"
 passphrase = "0123456789abcdef"
 "#;
 
+    type Encryption = (String, AesKeyLength);
+
     fn listener_addr() -> SocketAddr {
         SocketAddr::from(([10, 0, 0, 1], 9000))
     }
@@ -808,7 +810,7 @@ passphrase = "0123456789abcdef"
 
     #[test]
     fn rejections_carry_the_code() {
-        let cases: [(&str, Option<(String, AesKeyLength)>, i32); 3] = [
+        let cases: [(&str, Option<Encryption>, i32); 3] = [
             ("out/unknown", None, 2404),
             ("out/secret", None, 1011),
             (
