@@ -27,10 +27,25 @@ fn capture() -> Vec<Bytes> {
         .collect()
 }
 
+/// Removes a test's scratch files when it ends, then the scratch
+/// directory if no other test of this process still uses it.
+struct Cleanup(Vec<PathBuf>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = std::fs::remove_dir_all(path).or_else(|_| std::fs::remove_file(path));
+        }
+        let _ = std::fs::remove_dir(scratch_root());
+    }
+}
+
+fn scratch_root() -> PathBuf {
+    std::env::temp_dir().join(format!("switchyard-output-file-{}", std::process::id()))
+}
+
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join(format!("switchyard-output-file-{}", std::process::id()))
-        .join(name);
+    let dir = scratch_root().join(name);
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -110,6 +125,7 @@ async fn stop(r: Running) -> Arc<OutputStats> {
 
 #[tokio::test]
 async fn file_output_records_every_byte_and_flushes_on_shutdown() {
+    let _cleanup = Cleanup(vec![scratch("all")]);
     let path = scratch("all").join("nested/dir/cam1.ts");
     let r = start(path.clone());
     let packets = capture();
@@ -131,6 +147,7 @@ async fn file_output_records_every_byte_and_flushes_on_shutdown() {
 
 #[tokio::test]
 async fn file_output_appends_and_flushes_within_half_a_second() {
+    let _cleanup = Cleanup(vec![scratch("flush")]);
     let path = scratch("flush").join("cam1.ts");
     std::fs::create_dir_all(path.parent().expect("dir")).expect("dir");
     std::fs::write(&path, [0x47u8; 188]).expect("an earlier recording");
@@ -164,6 +181,7 @@ async fn file_output_appends_and_flushes_within_half_a_second() {
 #[tokio::test]
 async fn file_output_retries_an_unopenable_path_and_resumes_at_a_splice_point() {
     let dir = scratch("blocked");
+    let _cleanup = Cleanup(vec![dir.clone()]);
     std::fs::create_dir_all(&dir).expect("dir");
     // The recording's directory is a file: creating it fails.
     let blocker = dir.join("sub");

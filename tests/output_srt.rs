@@ -37,8 +37,25 @@ fn capture() -> Vec<Bytes> {
         .collect()
 }
 
+/// Removes a test's scratch files when it ends, then the scratch
+/// directory if no other test of this process still uses it.
+struct Cleanup(Vec<PathBuf>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = std::fs::remove_dir_all(path).or_else(|_| std::fs::remove_file(path));
+        }
+        let _ = std::fs::remove_dir(scratch_root());
+    }
+}
+
+fn scratch_root() -> PathBuf {
+    std::env::temp_dir().join(format!("switchyard-output-srt-{}", std::process::id()))
+}
+
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("switchyard-output-srt-{}", std::process::id()));
+    let dir = scratch_root();
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir.join(name)
 }
@@ -193,6 +210,7 @@ async fn deliver(name: &str, listener_query: &str, caller_query: &str) -> Vec<u8
     let packets = capture();
     let port = free_port();
     let out = scratch(&format!("{name}.ts"));
+    let _cleanup = Cleanup(vec![out.clone()]);
     let mut listener = Listener::start(port, listener_query, &out, true);
     // libsrt needs a moment to bind; the output's retries would cover it,
     // but the first rejoin would then restart the capture.
@@ -307,6 +325,7 @@ async fn srt_output_reports_a_rejection_and_keeps_retrying() {
     }
     let port = free_port();
     let out = scratch("rejected.ts");
+    let _cleanup = Cleanup(vec![out.clone()]);
     let _listener = Listener::start(port, &format!("&passphrase={SECRET}"), &out, false);
     sleep(Duration::from_millis(300)).await;
     let (tx, feed) = output::feed();
@@ -365,6 +384,7 @@ async fn srt_output_reconnects_after_listener_restart_at_a_splice_point() {
     let port = free_port();
     let out1 = scratch("before.ts");
     let out2 = scratch("after.ts");
+    let _cleanup = Cleanup(vec![out1.clone(), out2.clone()]);
     let mut first = Listener::start(port, "", &out1, false);
     sleep(Duration::from_millis(300)).await;
 
