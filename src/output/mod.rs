@@ -11,12 +11,77 @@
 //! An output that reconnects calls [`Feed::rejoin`]: the stream task then
 //! restarts its consumer, so the new connection begins at the ring's latest
 //! splice point (PAT, PMT, IDR) rather than mid-GOP.
+//!
+//! The output tasks ([`run`] picks one by kind):
+//!
+//! - [`file::run`]: record to an MPEG-TS file, appending.
+//! - [`udp::run`]: UDP unicast or multicast, 7 TS packets per datagram.
+//! - [`srt_caller::run`]: push to a remote SRT listener as a caller, over
+//!   the sans-IO [`srt_connect::SrtCaller`].
+//!
+//! They share one contract: an output never fails its stream. It retries
+//! with exponential [`Backoff`] (logging each failure once, with the stream
+//! id), keeps draining its feed while down (dropped packets are counted in
+//! [`OutputStats`]), asks for a [`Feed::rejoin`] when a session starts
+//! after a gap, and on shutdown (the token, or the feed closing) writes
+//! what is left in the feed, closes cleanly and returns.
+
+pub mod backoff;
+mod downtime;
+pub mod file;
+pub mod srt_caller;
+pub mod srt_connect;
+pub mod stats;
+pub mod udp;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use backoff::Backoff;
+pub use stats::{OutputState, OutputStats, OutputStatsSnapshot};
+pub use udp::UdpTarget;
+
+use crate::config::{OutputConfig, OutputKind, StreamId};
+
+/// Size of one MPEG-TS packet (ISO/IEC 13818-1 §2.4.3.2).
+pub const TS_PACKET_LEN: usize = 188;
+
+/// Runs one output of `stream` until `shutdown` fires or the stream's feed
+/// closes: the task to spawn per `[[stream.output]]`. `stats` is shared
+/// with the API; it is the caller's to create (`Arc::default()`).
+pub async fn run(
+    stream: StreamId,
+    config: OutputConfig,
+    feed: Feed,
+    shutdown: CancellationToken,
+    stats: Arc<OutputStats>,
+) {
+    let reconnect = config.reconnect;
+    match config.kind {
+        OutputKind::File { path } => {
+            file::run(stream, path, reconnect, feed, shutdown, stats).await
+        }
+        OutputKind::Udp {
+            address,
+            ttl,
+            multicast_interface,
+        } => {
+            let target = UdpTarget {
+                address,
+                ttl,
+                multicast_interface,
+            };
+            udp::run(stream, target, reconnect, feed, shutdown, stats).await;
+        }
+        OutputKind::Srt(url) => {
+            srt_caller::run(stream, url, reconnect, feed, shutdown, stats).await;
+        }
+    }
+}
 
 /// Whole 188-byte TS packets, in stream order.
 pub type Batch = Vec<Bytes>;

@@ -1,0 +1,238 @@
+//! The UDP output (`output::udp`): 7 TS packets per datagram with the
+//! batch's remainder in a shorter one, every byte delivered on loopback
+//! unicast, send errors counted without ending the task, and multicast on
+//! loopback where the kernel allows it.
+
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use socket2::{Domain, Protocol, Socket, Type};
+use switchyard::config::{Backoff, StreamId};
+use switchyard::output::{self, Offer, OutputState, OutputStats, UdpTarget};
+use tokio::task::JoinHandle;
+use tokio::time::{sleep, timeout};
+use tokio_util::sync::CancellationToken;
+
+const CAPTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/testdata/h264_aac_closed_gop.ts"
+);
+
+fn capture() -> Vec<Bytes> {
+    let data = std::fs::read(CAPTURE).expect("testdata capture");
+    Bytes::from(data)
+        .chunks(188)
+        .map(Bytes::copy_from_slice)
+        .collect()
+}
+
+struct Running {
+    tx: output::FeedSender,
+    shutdown: CancellationToken,
+    stats: Arc<OutputStats>,
+    task: JoinHandle<()>,
+}
+
+fn start(target: UdpTarget) -> Running {
+    let (tx, feed) = output::feed();
+    let shutdown = CancellationToken::new();
+    let stats = Arc::new(OutputStats::default());
+    let task = tokio::spawn(output::udp::run(
+        StreamId::new("out/udp").expect("id"),
+        target,
+        Backoff {
+            min: Duration::from_millis(50),
+            max: Duration::from_millis(200),
+        },
+        feed,
+        shutdown.clone(),
+        stats.clone(),
+    ));
+    Running {
+        tx,
+        shutdown,
+        stats,
+        task,
+    }
+}
+
+async fn offer(tx: &output::FeedSender, batch: Vec<Bytes>) {
+    let mut batch = batch;
+    for _ in 0..500 {
+        match tx.offer(batch) {
+            Offer::Sent => return,
+            Offer::Full(b) => {
+                batch = b;
+                sleep(Duration::from_millis(2)).await;
+            }
+            Offer::Closed => panic!("the output task ended"),
+        }
+    }
+    panic!("the feed stayed full for 1 s");
+}
+
+async fn stop(r: Running) -> Arc<OutputStats> {
+    r.shutdown.cancel();
+    timeout(Duration::from_secs(3), r.task)
+        .await
+        .expect("stops within 3 s")
+        .expect("task");
+    assert_eq!(r.stats.state(), OutputState::Stopped);
+    r.stats
+}
+
+/// Datagram sizes and bytes received until `want` bytes or 3 s.
+fn receive(socket: &UdpSocket, want: usize) -> (Vec<usize>, Vec<u8>) {
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let mut sizes = Vec::new();
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 2048];
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while bytes.len() < want && std::time::Instant::now() < deadline {
+        if let Ok(n) = socket.recv(&mut buf) {
+            sizes.push(n);
+            bytes.extend_from_slice(&buf[..n]);
+        }
+    }
+    (sizes, bytes)
+}
+
+fn big_receiver(addr: SocketAddr) -> UdpSocket {
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("socket");
+    let _ = s.set_recv_buffer_size(4 << 20);
+    s.bind(&addr.into()).expect("bind receiver");
+    s.into()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_output_sends_seven_packets_per_datagram() {
+    let receiver = big_receiver(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    let address = receiver.local_addr().expect("addr");
+    let r = start(UdpTarget {
+        address,
+        ttl: Some(8),
+        multicast_interface: None,
+    });
+    let packets = capture();
+    offer(&r.tx, packets[..23].to_vec()).await;
+    let (sizes, bytes) = tokio::task::spawn_blocking({
+        let receiver = receiver.try_clone().expect("clone");
+        move || receive(&receiver, 23 * 188)
+    })
+    .await
+    .expect("receiver");
+    assert_eq!(
+        sizes,
+        [1316, 1316, 1316, 376],
+        "7, 7, 7, then the batch's 2"
+    );
+    assert!(bytes == packets[..23].concat());
+
+    // The whole capture, in batches of 50, arrives byte for byte.
+    let rest = packets[23..].to_vec();
+    let want = rest.len() * 188;
+    let rx = tokio::task::spawn_blocking(move || receive(&receiver, want));
+    for batch in rest.chunks(50) {
+        offer(&r.tx, batch.to_vec()).await;
+        sleep(Duration::from_millis(1)).await;
+    }
+    let (sizes, bytes) = rx.await.expect("receiver");
+    assert!(
+        bytes == rest.concat(),
+        "got {} of {want} bytes",
+        bytes.len()
+    );
+    assert!(sizes.iter().all(|&s| s % 188 == 0 && s <= 1316));
+    let stats = stop(r).await;
+    let s = stats.snapshot();
+    assert_eq!(s.packets_sent as usize, packets.len());
+    assert_eq!((s.packets_dropped, s.send_errors, s.sessions), (0, 0, 1));
+}
+
+#[tokio::test]
+async fn udp_output_counts_send_errors_and_keeps_going() {
+    // A loopback port nobody listens on: the kernel answers with ICMP port
+    // unreachable, reported as ECONNREFUSED on the next send.
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let r = start(UdpTarget {
+        address: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        ttl: None,
+        multicast_interface: None,
+    });
+    let packets = capture();
+    for batch in packets.chunks(14) {
+        offer(&r.tx, batch.to_vec()).await;
+        sleep(Duration::from_millis(1)).await;
+    }
+    sleep(Duration::from_millis(50)).await;
+    assert_eq!(r.stats.state(), OutputState::Connected);
+    let stats = stop(r).await;
+    let s = stats.snapshot();
+    assert!(s.send_errors > 0, "{s:?}");
+    assert_eq!(
+        (s.packets_sent + s.packets_dropped) as usize,
+        packets.len(),
+        "{s:?}"
+    );
+    assert_eq!(s.failures, 0, "alternating errors never end the session");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_output_multicast_on_loopback() {
+    let group = Ipv4Addr::new(239, 255, 42, 99);
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("socket");
+    socket.set_reuse_address(true).expect("reuse");
+    if let Err(e) = socket.bind(&SocketAddr::from((group, 0)).into()) {
+        eprintln!("skipped: cannot bind a multicast receiver: {e}");
+        return;
+    }
+    let port = socket
+        .local_addr()
+        .expect("addr")
+        .as_socket()
+        .expect("inet")
+        .port();
+    if let Err(e) = socket.join_multicast_v4(&group, &Ipv4Addr::LOCALHOST) {
+        eprintln!("skipped: the kernel refuses to join {group} on 127.0.0.1: {e}");
+        return;
+    }
+    let receiver: UdpSocket = socket.into();
+    let r = start(UdpTarget {
+        address: SocketAddr::from((group, port)),
+        ttl: Some(1),
+        multicast_interface: Some(Ipv4Addr::LOCALHOST.into()),
+    });
+    let packets = capture();
+    let rx = tokio::task::spawn_blocking(move || receive(&receiver, 70 * 188));
+    // Give the output a moment to set up, then send.
+    sleep(Duration::from_millis(50)).await;
+    if r.stats.state() != OutputState::Connected {
+        let s = r.stats.snapshot();
+        stop(r).await;
+        eprintln!(
+            "skipped: the kernel refuses multicast on 127.0.0.1: {:?}",
+            s.last_error
+        );
+        return;
+    }
+    offer(&r.tx, packets[..70].to_vec()).await;
+    let (sizes, bytes) = rx.await.expect("receiver");
+    let stats = stop(r).await;
+    if bytes.is_empty() {
+        eprintln!(
+            "skipped: nothing looped back on 127.0.0.1 (stats {:?})",
+            stats.snapshot()
+        );
+        return;
+    }
+    assert_eq!(sizes, vec![1316; 10]);
+    assert!(bytes == packets[..70].concat());
+}
