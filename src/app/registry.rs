@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, StreamConfig, StreamId};
+use crate::output::OutputStats;
 
 use super::metrics::StreamMetrics;
 use super::stream::{PlayerBatch, StreamMsg, StreamTask};
@@ -23,6 +24,8 @@ pub const MAILBOX_CAPACITY: usize = 4096;
 pub struct StreamHandle {
     pub mailbox: mpsc::Sender<StreamMsg>,
     pub metrics: Arc<StreamMetrics>,
+    /// The configured outputs: name and counters.
+    pub outputs: Arc<Vec<(String, Arc<OutputStats>)>>,
 }
 
 /// Shared by the ingest tasks and the stream tasks.
@@ -91,18 +94,39 @@ impl Registry {
             ),
         };
         let (tx, rx) = mpsc::channel(MAILBOX_CAPACITY);
-        let handle = StreamHandle {
-            mailbox: tx,
-            metrics: Arc::new(StreamMetrics::default()),
-        };
+        let mut handle_outputs = Vec::new();
+        let outputs_done = CancellationToken::new();
+        let mut outputs = Vec::new();
+        for (at, output) in config.outputs.iter().enumerate() {
+            let (sender, feed) = crate::output::feed();
+            let stats = Arc::new(OutputStats::default());
+            let name = format!("output[{at}] {}", output.describe());
+            inner.tasks.spawn(crate::output::run(
+                config.id.clone(),
+                output.clone(),
+                feed,
+                outputs_done.clone(),
+                stats.clone(),
+            ));
+            handle_outputs.push((name.clone(), stats));
+            outputs.push((name, sender));
+        }
+        let metrics = Arc::new(StreamMetrics::default());
         let task = StreamTask {
             config,
             configured,
+            outputs,
+            outputs_done,
             mailbox: rx,
             players: inner.players.clone(),
             registry: self.clone(),
-            metrics: handle.metrics.clone(),
+            metrics: metrics.clone(),
             shutdown: inner.shutdown.clone(),
+        };
+        let handle = StreamHandle {
+            mailbox: tx,
+            metrics,
+            outputs: Arc::new(handle_outputs),
         };
         inner.tasks.spawn(task.run());
         inner.streams.insert(id.clone(), handle.clone());

@@ -105,6 +105,11 @@ pub struct StreamTask {
     pub config: Arc<StreamConfig>,
     /// Listed in the configuration (kept when idle).
     pub configured: bool,
+    /// The configured outputs' feeds, by name.
+    pub outputs: Vec<(String, FeedSender)>,
+    /// Cancelled when the task ends, after its last packets went to the
+    /// feeds: the outputs then drain their feed, flush and close.
+    pub outputs_done: CancellationToken,
     pub mailbox: mpsc::Receiver<StreamMsg>,
     pub players: mpsc::Sender<PlayerBatch>,
     pub registry: Registry,
@@ -139,6 +144,8 @@ impl StreamTask {
         let StreamTask {
             config,
             configured,
+            outputs,
+            outputs_done,
             mut mailbox,
             players,
             registry,
@@ -176,6 +183,9 @@ impl StreamTask {
             spliced: Vec::new(),
             last_activity: Instant::now(),
         };
+        for (name, sender) in outputs {
+            stream.handle(StreamMsg::AttachOutput { name, sender });
+        }
         tracing::info!(stream = %stream.id, configured, "stream started");
         let mut retry = tokio::time::interval(RETRY_INTERVAL);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -210,12 +220,15 @@ impl StreamTask {
                         && registry.remove_if_idle(&stream.id, &mailbox)
                     {
                         tracing::info!(stream = %stream.id, "idle stream removed");
+                        outputs_done.cancel();
                         return;
                     }
                 }
             }
         }
         stream.finish();
+        drop(stream.slots);
+        outputs_done.cancel();
         drop(mailbox);
         registry.remove(&stream.id);
         tracing::info!(stream = %stream.id, "stream stopped");

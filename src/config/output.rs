@@ -54,6 +54,18 @@ pub struct OutputConfig {
     pub reconnect: Backoff,
 }
 
+impl OutputConfig {
+    /// A short name for logs and the API, without secrets: `srt://HOST:PORT`,
+    /// `udp://ADDRESS`, `file:PATH`.
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            OutputKind::Srt(url) => format!("srt://{}:{}", url.host, url.port),
+            OutputKind::Udp { address, .. } => format!("udp://{address}"),
+            OutputKind::File { path } => format!("file:{}", path.display()),
+        }
+    }
+}
+
 pub(super) const OUTPUT_KEYS: &[&str] = &[
     "kind",
     "url",

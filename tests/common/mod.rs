@@ -1,0 +1,307 @@
+//! Shared harness of the end-to-end tests: an in-process router on
+//! loopback ports, child processes killed by PID when dropped, and the
+//! probe oracle.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use switchyard::app::Router;
+use switchyard::config::{self, Config};
+use switchyard::probe::{Prober, Report};
+
+/// The capture every publisher sends: H.264 + AAC, 4 s, 100 frames, an IDR
+/// every 25 frames (closed GOPs).
+pub const CAPTURE: &str = "testdata/h264_aac_closed_gop.ts";
+pub const CAPTURE_FRAMES: u64 = 100;
+pub const CAPTURE_IDRS: usize = 4;
+
+pub fn capture_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(CAPTURE)
+}
+
+/// Whether an external tool is installed. Without it a case is skipped
+/// with a message, except under `tools/test.sh` (CI), which installs every
+/// tool and sets `SWITCHYARD_REQUIRE_TOOLS`: there a missing tool fails.
+pub fn require(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var_os("SWITCHYARD_REQUIRE_TOOLS").is_none(),
+            "{tool} is not installed, and tools/test.sh should have installed it"
+        );
+        eprintln!("skipped: {tool} is not installed");
+    }
+    found
+}
+
+/// A child process, killed (by PID) and reaped when dropped.
+#[derive(Debug)]
+pub struct Proc {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, command: &mut Command) -> Proc {
+        let child = command
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Proc {
+            child,
+            name: name.to_string(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit, at most `timeout`.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh directory for one test's files, removed when dropped.
+#[derive(Debug)]
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "switchyard-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create a temporary directory");
+        TempDir(dir)
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A router on loopback: the SRT port and every UDP/RTP input are moved to
+/// free ports of 127.0.0.1 (port 0), so tests run in parallel.
+pub struct TestRouter {
+    runtime: tokio::runtime::Runtime,
+    router: Option<Router>,
+    pub srt: SocketAddr,
+}
+
+impl TestRouter {
+    pub fn start(toml: &str) -> TestRouter {
+        let mut config: Config = config::parse(toml, "test.toml").expect("a valid test config");
+        config.srt.listen = "127.0.0.1:0".parse().expect("address");
+        for stream in &mut config.streams {
+            for input in &mut stream.inputs {
+                if input.multicast.is_none() {
+                    input.listen = "127.0.0.1:0".parse().expect("address");
+                }
+            }
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let router = runtime
+            .block_on(Router::start(Arc::new(config)))
+            .expect("the router starts");
+        let srt = router.srt_addr();
+        TestRouter {
+            runtime,
+            router: Some(router),
+            srt,
+        }
+    }
+
+    fn router(&self) -> &Router {
+        self.router.as_ref().expect("running")
+    }
+
+    /// The actual address of a stream's `n`th UDP/RTP input.
+    pub fn input(&self, stream: &str, n: usize) -> SocketAddr {
+        self.router()
+            .input_addrs()
+            .iter()
+            .filter(|(id, _)| id.as_str() == stream)
+            .nth(n)
+            .map(|(_, addr)| *addr)
+            .unwrap_or_else(|| panic!("stream {stream} has no input {n}"))
+    }
+
+    /// Bytes received so far by a stream (main + backup).
+    pub fn received(&self, stream: &str) -> u64 {
+        self.router()
+            .registry()
+            .snapshot()
+            .iter()
+            .find(|(id, _)| id.as_str() == stream)
+            .map(|(_, h)| {
+                let s = h.metrics.snapshot();
+                s.main_bytes + s.backup_bytes
+            })
+            .unwrap_or(0)
+    }
+
+    /// Waits until a stream has received data, at most `timeout`.
+    pub fn wait_for_data(&self, stream: &str, timeout: Duration) -> bool {
+        wait_until(timeout, || self.received(stream) > 0)
+    }
+
+    pub fn srt_panics(&self) -> u64 {
+        self.router()
+            .srt_metrics()
+            .counters
+            .lock()
+            .expect("metrics lock")
+            .panics
+    }
+
+    /// Graceful shutdown; true if every task finished in time.
+    pub fn stop(mut self) -> bool {
+        let router = self.router.take().expect("running");
+        self.runtime.block_on(router.shutdown(Duration::from_secs(5)))
+    }
+}
+
+impl Drop for TestRouter {
+    fn drop(&mut self) {
+        if let Some(router) = self.router.take() {
+            self.runtime
+                .block_on(router.shutdown(Duration::from_secs(5)));
+        }
+    }
+}
+
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn probe_bytes(data: &[u8]) -> Report {
+    let mut prober = Prober::new();
+    prober.push(data);
+    prober.finish().expect("a transport stream")
+}
+
+pub fn probe_file(path: &Path) -> Report {
+    let data =
+        std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    probe_bytes(&data)
+}
+
+/// ffmpeg sending the capture in real time, stream copy, to `url`, in the
+/// muxer `format` (`mpegts`, `rtp_mpegts`).
+pub fn ffmpeg_send(format: &str, url: &str) -> Command {
+    ffmpeg_send_looped(format, url, 0)
+}
+
+/// [`ffmpeg_send`] with the capture played `1 + loops` times (timestamps
+/// continue across loops).
+pub fn ffmpeg_send_looped(format: &str, url: &str, loops: u32) -> Command {
+    let mut command = Command::new("ffmpeg");
+    command
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
+        .args(["-stream_loop", &loops.to_string(), "-i"])
+        .arg(capture_path())
+        .args(["-c", "copy", "-f", format])
+        .arg(url)
+        .stdout(Stdio::null());
+    command
+}
+
+/// The standard checks of a relayed capture: no CC error, monotonic video,
+/// and the frames and IDRs that were sent — all of them when `whole`, else
+/// a tail of the capture starting at one of its IDRs (a player that joined
+/// late).
+pub fn assert_relayed(case: &str, report: &Report, whole: bool) {
+    assert_relayed_within(case, report, whole, 1);
+}
+
+/// [`assert_relayed`], allowing `tail_loss` frames lost at the very end.
+/// A libsrt caller that closes right after its last packet loses up to a
+/// few of them in flight (libsrt listeners lose them too:
+/// docs/srt-ingest-notes.md §4a).
+pub fn assert_relayed_within(case: &str, report: &Report, whole: bool, tail_loss: u64) {
+    assert_eq!(report.cc_errors, 0, "{case}: CC errors: {report:?}");
+    let video = report.video.as_ref().unwrap_or_else(|| panic!("{case}: no video"));
+    assert_eq!(video.frames_before_first_idr, 0, "{case}: starts at an IDR");
+    assert_eq!(video.pts_backwards, 0, "{case}");
+    assert_eq!(video.duplicate_pts, 0, "{case}");
+    let idrs = video.idr_pts.len();
+    if whole {
+        assert_eq!(idrs, CAPTURE_IDRS, "{case}: IDRs {:?}", video.idr_pts);
+        assert!(
+            video.frames >= CAPTURE_FRAMES - tail_loss && video.frames <= CAPTURE_FRAMES,
+            "{case}: {} frames",
+            video.frames
+        );
+    } else {
+        assert!(idrs >= 1, "{case}: IDRs {:?}", video.idr_pts);
+        let expected = 25 * idrs as u64;
+        assert!(
+            video.frames >= expected - tail_loss && video.frames <= expected,
+            "{case}: {} frames for {idrs} GOPs",
+            video.frames
+        );
+    }
+    assert!(
+        video.gop_frames.iter().all(|&g| g <= 25),
+        "{case}: GOPs {:?}",
+        video.gop_frames
+    );
+    assert!(!report.audio.is_empty(), "{case}: audio kept");
+}
