@@ -22,10 +22,12 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod failover;
 pub mod fuzz_harness;
 pub mod ingest;
 pub mod output;
 pub mod probe;
 pub mod ring;
 pub mod rtp;
+pub mod splice;
 pub mod ts;
