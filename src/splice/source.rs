@@ -12,7 +12,7 @@ use crate::ts::continuity::CcTracker;
 use crate::ts::demux::{AccessUnit, Demux, DemuxHandler, PesStart};
 use crate::ts::gop::{GopIndexer, ProgramSelector};
 use crate::ts::psi::{Pat, Pmt};
-use crate::ts::{Pid, Timestamp};
+use crate::ts::{Pcr, Pid, Timestamp};
 
 /// Demux callbacks of one source.
 #[derive(Debug, Default)]
@@ -25,6 +25,22 @@ pub(crate) struct Tap {
     /// A PMT (or PAT) changed since the routes were built.
     pub psi_changed: bool,
     pub splice_points: u64,
+    /// Recent PCRs of the program's PCR PID with their packet indices, to
+    /// find the first one a splice would send.
+    pub pcrs: VecDeque<(u64, Pcr)>,
+}
+
+impl Tap {
+    const PCRS_KEPT: usize = 64;
+
+    /// The first PCR at or after packet `index`, else the last before it.
+    pub fn pcr_from(&self, index: u64) -> Option<Pcr> {
+        self.pcrs
+            .iter()
+            .find(|(i, _)| *i >= index)
+            .or(self.pcrs.back())
+            .map(|(_, pcr)| *pcr)
+    }
 }
 
 impl DemuxHandler for Tap {
@@ -58,6 +74,18 @@ impl DemuxHandler for Tap {
 
     fn on_access_unit(&mut self, au: &AccessUnit) {
         self.indexer.on_access_unit(au);
+    }
+
+    fn on_pcr(&mut self, index: u64, pid: Pid, pcr: Pcr) {
+        // The video PID carries the PCR in nearly every mux; a PCR on
+        // another PID is taken until video is known.
+        if self.indexer.video_pid().is_some_and(|v| v != pid) && !self.pcrs.is_empty() {
+            return;
+        }
+        if self.pcrs.len() >= Self::PCRS_KEPT {
+            self.pcrs.pop_front();
+        }
+        self.pcrs.push_back((index, pcr));
     }
 }
 

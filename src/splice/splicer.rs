@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::layout::{Kind, Layout, Routes};
 use super::source::Source;
@@ -43,8 +43,14 @@ struct Output {
     /// The first PCR after a switch is checked against `last_pcr`.
     pcr_check: bool,
     last_emit: Option<Instant>,
+    /// Rewritten packets are cut from this buffer, so a copy costs no
+    /// allocation of its own (one per [`ARENA_PACKETS`]).
+    arena: BytesMut,
     stats: SpliceStats,
 }
+
+/// Packets per arena allocation: 24 KiB.
+const ARENA_PACKETS: usize = 128;
 
 /// See the module docs of [`crate::splice`].
 #[derive(Debug)]
@@ -152,7 +158,10 @@ impl Splicer {
         let is_pending = self.pending == Some(source);
         let src = self.source_or_insert(source);
         src.last_packet = Some(now);
-        let Some(bytes) = packet.first_chunk::<PACKET_SIZE>().filter(|_| packet.len() == PACKET_SIZE) else {
+        let Some(bytes) = packet
+            .first_chunk::<PACKET_SIZE>()
+            .filter(|_| packet.len() == PACKET_SIZE)
+        else {
             self.output.stats.malformed += 1;
             return;
         };
@@ -170,8 +179,7 @@ impl Splicer {
             self.output.stats.duplicates_dropped += 1;
             return;
         }
-        let video_pusi =
-            p.payload_unit_start() && src.tap.indexer.video_pid() == Some(p.pid());
+        let video_pusi = p.payload_unit_start() && src.tap.indexer.video_pid() == Some(p.pid());
         if is_active {
             self.push_active(now, source, index, packet, video_pusi, out);
         } else if is_pending {
@@ -426,16 +434,28 @@ impl Splicer {
             .last_emit
             .map_or(0, |t| to_ticks(now.saturating_duration_since(t)));
         let target = last_dts.add_ticks(frame.max(wall));
+        // The first PCR the splice sends must advance the output's too
+        // (else a discontinuity_indicator would be needed): the offset
+        // that puts it one frame after the last PCR sent, if any.
+        let first_pcr = self
+            .pending
+            .and_then(|p| self.source(p))
+            .and_then(|s| s.tap.pcr_from(point.index));
+        let by_pcr = match (self.output.last_pcr, first_pcr) {
+            (Some(last), Some(first)) => Some(last.delta(first).div_euclid(300) + frame),
+            _ => None,
+        };
         let tolerance = to_ticks(self.settings.related_clock_tolerance);
         let related = idr_dts.delta(last_dts) > 0
             && idr_pts.delta(max_pts) > 0
+            && by_pcr.is_none_or(|needed| needed <= 0)
             && idr_dts.delta(target).abs() <= tolerance;
         let offset = if related {
             0
         } else {
             let by_dts = target.delta(idr_dts);
             let by_pts = max_pts.add_ticks(frame).delta(idr_pts);
-            by_dts.max(by_pts)
+            by_dts.max(by_pts).max(by_pcr.unwrap_or(i64::MIN))
         };
         Some(Plan {
             offset,
@@ -531,9 +551,10 @@ impl Output {
     }
 
     fn emit_psi(&mut self, now: Instant, slot: u8, out: &mut Vec<Bytes>) {
-        let (Some(layout), Some(stream)) =
-            (self.layout.as_ref(), self.streams.get_mut(usize::from(slot)))
-        else {
+        let (Some(layout), Some(stream)) = (
+            self.layout.as_ref(),
+            self.streams.get_mut(usize::from(slot)),
+        ) else {
             return;
         };
         for packet in layout.psi_packets(slot, &mut stream.cc) {
@@ -709,8 +730,20 @@ impl Output {
         }
         self.stats.rewritten += 1;
         let mut copy = *bytes;
-        rewrite(&mut copy, route.out, cc, offset, pcr_patch, discontinuity, pes_patch);
-        out.push(Bytes::copy_from_slice(&copy));
+        rewrite(
+            &mut copy,
+            route.out,
+            cc,
+            offset,
+            pcr_patch,
+            discontinuity,
+            pes_patch,
+        );
+        if self.arena.capacity() < PACKET_SIZE {
+            self.arena.reserve(ARENA_PACKETS * PACKET_SIZE);
+        }
+        self.arena.extend_from_slice(&copy);
+        out.push(self.arena.split().freeze());
     }
 }
 
