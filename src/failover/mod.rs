@@ -1,1 +1,10 @@
-//! placeholder
+//! Failover decisions (sans-IO): which input or encoder a stream's output
+//! carries, decided from what arrives and when, with `now` passed in.
+//!
+//! - [`input`]: main/backup input selection over the output splicer
+//!   ([`crate::splice`]), issue 3 point 5.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+pub mod input;
+
+pub use input::{InputEvent, InputSettings, InputStats, InputSwitch, LossReason, SwitchReason};

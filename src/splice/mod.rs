@@ -62,6 +62,8 @@ mod layout;
 mod source;
 mod splicer;
 #[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
 mod tests;
 
 use std::time::Duration;
@@ -158,6 +160,9 @@ pub struct SpliceStats {
     /// Packets before an elementary stream's first PES start after a
     /// switch.
     pub unsynced_packets: u64,
+    /// PES packets of the active source hit by packet loss (a continuity
+    /// error), dropped from the loss on.
+    pub damaged_pes_dropped: u64,
     /// Audio PES packets dropped by the audio cut.
     pub audio_pes_dropped: u64,
     /// PES packets whose timestamps did not fit their first TS packet and

@@ -65,6 +65,8 @@ pub struct Splicer {
     /// The active source sent packets of a frame that started before the
     /// switch was requested.
     active_mid_frame: bool,
+    /// Gate the active source even with no switch pending.
+    frame_hold: bool,
     output: Output,
     events: VecDeque<SpliceEvent>,
 }
@@ -78,6 +80,7 @@ impl Splicer {
             pending: None,
             deferred: None,
             active_mid_frame: false,
+            frame_hold: false,
             output: Output::default(),
             events: VecDeque::new(),
         }
@@ -109,6 +112,15 @@ impl Splicer {
         })
     }
 
+    /// Holds the active source's video frame in progress (and what is
+    /// muxed with it) until its next frame starts, even with no switch
+    /// pending, so that a source that dies mid-frame never leaves half a
+    /// frame in the output when another takes over. Costs one frame of
+    /// latency; worth it when a failover source exists. Off by default.
+    pub fn set_frame_hold(&mut self, on: bool) {
+        self.frame_hold = on;
+    }
+
     pub fn poll_event(&mut self) -> Option<SpliceEvent> {
         self.events.pop_front()
     }
@@ -125,13 +137,12 @@ impl Splicer {
             return;
         }
         self.cancel_pending();
-        let src = self.source_or_insert(source);
-        src.hold.take();
+        let pos = self.position_or_insert(source);
+        if let Some((_, src)) = self.sources.get_mut(pos) {
+            src.hold.take();
+        }
         self.pending = Some(source);
         self.active_mid_frame = false;
-        if let Some(active) = self.active.and_then(|a| self.source_mut(a)) {
-            active.gate_aligned = false;
-        }
     }
 
     /// Forgets a source. Removing the active source stops the output
@@ -156,7 +167,10 @@ impl Splicer {
         let limit = self.settings.hold_limit;
         let is_active = self.active == Some(source);
         let is_pending = self.pending == Some(source);
-        let src = self.source_or_insert(source);
+        let pos = self.position_or_insert(source);
+        let Some((_, src)) = self.sources.get_mut(pos) else {
+            return;
+        };
         src.last_packet = Some(now);
         let Some(bytes) = packet
             .first_chunk::<PACKET_SIZE>()
@@ -175,11 +189,25 @@ impl Splicer {
             self.output.stats.malformed += 1;
             return;
         }
-        if src.cc.check(&p) == Continuity::Duplicate {
+        let continuity = src.cc.check(&p);
+        if continuity == Continuity::Duplicate {
             self.output.stats.duplicates_dropped += 1;
             return;
         }
-        let video_pusi = p.payload_unit_start() && src.tap.indexer.video_pid() == Some(p.pid());
+        let video_pid = src.tap.indexer.video_pid();
+        let video_pusi = p.payload_unit_start() && video_pid == Some(p.pid());
+        if is_active && continuity.is_error() {
+            // Packets of this PID were lost: the PES under way is broken
+            // and is not sent (the rest of it is dropped up to the next
+            // PES start); a video frame held in the gate goes too.
+            if let Some(route) = src.routes.as_ref().and_then(|r| r.get(p.pid().index())) {
+                self.output.loss(route.slot);
+            }
+            if video_pid == Some(p.pid()) {
+                src.hold.take();
+                src.gate_aligned = false;
+            }
+        }
         if is_active {
             self.push_active(now, source, index, packet, video_pusi, out);
         } else if is_pending {
@@ -203,7 +231,7 @@ impl Splicer {
         out: &mut Vec<Bytes>,
     ) {
         let limit = self.settings.hold_limit;
-        let pending = self.pending.is_some();
+        let gating = self.pending.is_some() || self.frame_hold;
         let Some(pos) = self.position(id) else {
             return;
         };
@@ -227,11 +255,14 @@ impl Splicer {
             return;
         };
         let offset = src.offset;
-        if !pending {
+        if !gating {
             // A switch was cancelled: what the gate holds goes out first.
             for (_, held) in src.hold.take() {
                 self.output.emit(now, routes, offset, held, out);
             }
+            // Packets now go straight out: the gate, when it is next
+            // used, starts at the next video PES start.
+            src.gate_aligned = false;
             self.output.emit(now, routes, offset, packet, out);
             return;
         }
@@ -489,18 +520,11 @@ impl Splicer {
             .map(|(_, s)| s)
     }
 
-    fn source_or_insert(&mut self, id: SourceId) -> &mut Source {
-        let pos = match self.position(id) {
-            Some(pos) => pos,
-            None => {
-                self.sources.push((id, Source::new()));
-                self.sources.len() - 1
-            }
-        };
-        match self.sources.get_mut(pos) {
-            Some((_, src)) => src,
-            None => unreachable!("position {pos} was just found or pushed"),
-        }
+    fn position_or_insert(&mut self, id: SourceId) -> usize {
+        self.position(id).unwrap_or_else(|| {
+            self.sources.push((id, Source::new()));
+            self.sources.len() - 1
+        })
     }
 }
 
@@ -548,6 +572,17 @@ impl Output {
             s.audio_cut = s.kind == Kind::Audio && s.last_pts.is_some();
         }
         self.pcr_check = true;
+    }
+
+    /// The source lost packets of the PID in `slot`; see [`Splicer::push`].
+    fn loss(&mut self, slot: u8) {
+        if let Some(s) = self.streams.get_mut(usize::from(slot))
+            && s.synced
+            && !s.dropping
+        {
+            s.dropping = true;
+            self.stats.damaged_pes_dropped += 1;
+        }
     }
 
     fn emit_psi(&mut self, now: Instant, slot: u8, out: &mut Vec<Bytes>) {
