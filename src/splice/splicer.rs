@@ -164,7 +164,6 @@ impl Splicer {
     /// appended to `out`.
     pub fn push(&mut self, now: Instant, source: SourceId, packet: Bytes, out: &mut Vec<Bytes>) {
         self.output.stats.packets_in += 1;
-        let limit = self.settings.hold_limit;
         let is_active = self.active == Some(source);
         let is_pending = self.pending == Some(source);
         let pos = self.position_or_insert(source);
@@ -216,7 +215,6 @@ impl Splicer {
             while src.tap.indexer.poll().is_some() {
                 src.tap.splice_points += 1;
             }
-            let _ = limit;
             self.output.stats.inactive_packets += 1;
         }
     }
@@ -238,7 +236,6 @@ impl Splicer {
         let Some((_, src)) = self.sources.get_mut(pos) else {
             return;
         };
-        let _ = index;
         while src.tap.indexer.poll().is_some() {
             src.tap.splice_points += 1;
         }

@@ -51,7 +51,7 @@ fn drive(settings: InputSettings, mut feed: Feed, end: Duration) -> Outcome {
     let mut switch = InputSwitch::new(settings);
     let mut out = Vec::new();
     let mut events = Vec::new();
-    let mut collect = |switch: &mut InputSwitch, at: Instant| {
+    let collect = |switch: &mut InputSwitch, at: Instant| {
         let mut got = Vec::new();
         while let Some(e) = switch.poll_event() {
             got.push((at - t0, e));
