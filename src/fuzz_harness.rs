@@ -573,6 +573,74 @@ pub fn stream_buffer(data: &[u8]) {
     }
 }
 
+/// The output splicer ([`crate::splice::Splicer`]) over two sources. The
+/// input is a script of records, each a control byte then, for a packet,
+/// 188 bytes: control `0x80 | s` asks for a switch to source `s & 1`,
+/// `0x40 | s` removes source `s & 1`, anything else pushes the next 188
+/// bytes as a packet of source `c & 1` after `c >> 1 & 0x0F` ms. Whatever
+/// the sources send, the output is whole packets with the sync byte, and
+/// on every PID the continuity counter runs on (§2.4.3.3: +1 per packet
+/// with payload, repeated by packets without) across every switch.
+pub fn splice(data: &[u8]) {
+    use crate::splice::{SourceId, SpliceSettings, Splicer};
+    use bytes::Bytes;
+    use std::time::{Duration, Instant};
+
+    let whole = Bytes::copy_from_slice(data);
+    let settings = SpliceSettings {
+        hold_limit: 64 * PACKET_SIZE,
+        ..SpliceSettings::default()
+    };
+    let mut splicer = Splicer::new(settings);
+    let mut now = Instant::now();
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(&control) = data.get(at) {
+        at += 1;
+        let source = SourceId(u32::from(control & 1));
+        if control & 0x80 != 0 {
+            splicer.switch_to(now, source);
+        } else if control & 0x40 != 0 {
+            splicer.remove_source(source);
+        } else {
+            let end = (at + PACKET_SIZE).min(data.len());
+            now += Duration::from_millis(u64::from(control >> 1 & 0x0F));
+            splicer.push(now, source, whole.slice(at..end), &mut out);
+            at = end;
+        }
+        while splicer.poll_event().is_some() {}
+    }
+    // Per PID: the counter of the last packet with payload.
+    let mut last = vec![None::<u8>; Pid::COUNT];
+    for p in &out {
+        assert_eq!(p.len(), PACKET_SIZE, "the output has a short packet");
+        let Ok(packet) = TsPacket::new(p) else {
+            panic!("the output has a malformed packet");
+        };
+        let cc = packet.continuity_counter().value();
+        let Some(slot) = last.get_mut(packet.pid().index()) else {
+            continue;
+        };
+        match (*slot, packet.has_payload()) {
+            (Some(prev), true) => {
+                assert_eq!(cc, (prev + 1) & 0x0F, "counter jumps on {}", packet.pid())
+            }
+            (Some(prev), false) => assert_eq!(
+                cc,
+                prev,
+                "counter moves without payload on {}",
+                packet.pid()
+            ),
+            (None, _) => {}
+        }
+        if packet.has_payload() {
+            *slot = Some(cc);
+        }
+    }
+    let stats = splicer.stats();
+    assert_eq!(stats.packets_out, out.len() as u64);
+}
+
 /// The SRT gate ([`crate::ingest::srt::gate`]): reading never panics, a
 /// conclusion's canonical form is no longer than the datagram, reads back
 /// the same and is a fixed point, and every datagram the gate lets through

@@ -30,4 +30,5 @@ pub mod output;
 pub mod probe;
 pub mod ring;
 pub mod rtp;
+pub mod splice;
 pub mod ts;

@@ -20,6 +20,8 @@ keys, control packets of every type, NAK loss lists, data) and stream ids as tex
 `srt_endpoint` seeds are scripts for `fuzz_harness::srt_endpoint` (format in its doc comment):
 a complete handshake behind the cookie check, data and control to the established
 connections, every panic-table packet, player sends, floods and garbage.
+The `splice` seeds are scripts for `fuzz_harness::splice` (format in its doc comment): two
+captures interleaved with switches, and one capture fed as two related sources with a removal.
 Usage: tools/make-fuzz-corpus.py
 """
 import hashlib
@@ -68,6 +70,31 @@ def write(target, name, data):
     d = CORPUS / target
     d.mkdir(parents=True, exist_ok=True)
     (d / f"{name}-{hashlib.sha1(data).hexdigest()[:12]}").write_bytes(data)
+
+
+# --- splice: two sources and switches for fuzz_harness::splice ------------------------------
+def splice_seeds():
+    """Two captures interleaved packet by packet (control byte: source, a few ms), with switches
+    back and forth and a removal, so the fuzzer starts from real splices."""
+    a = packets((TESTDATA / "h264_aac_closed_gop.ts").read_bytes())[:260]
+    b = packets((TESTDATA / "cbr_null_packets.ts").read_bytes())[:260]
+    script = bytearray([0x80])
+    for i, (pa, pb) in enumerate(zip(a, b)):
+        if i == 90:
+            script.append(0x81)
+        if i == 180:
+            script.append(0x80)
+        script += bytes([0x04]) + pa + bytes([0x05]) + pb
+    yield "two-captures", bytes(script)
+    # Source 1 is the same capture (related clocks); the pending one is removed.
+    script = bytearray([0x80])
+    for i, pa in enumerate(a[:200]):
+        if i == 60:
+            script.append(0x81)
+        if i == 120:
+            script.append(0x41)
+        script += bytes([0x04]) + pa + bytes([0x01]) + pa
+    yield "related-removed", bytes(script)
 
 
 # --- rtp: datagram scripts for fuzz_harness::rtp ---------------------------------------------
@@ -333,6 +360,8 @@ def main():
                                 break
                     write("nal", f"{stem}-{nal_seeds}", bytes([5]) + body[:600])
                     nal_seeds += 1
+    for name, data in splice_seeds():
+        write("splice", name, data)
     for name, data in rtp_seeds():
         write("rtp", name, data)
     for name, data in srt_gate_seeds():

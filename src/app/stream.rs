@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{InputRole, StreamConfig, StreamId};
-use crate::failover::{InputEvent, InputSwitch, InputSwitchSettings};
+use crate::failover::{InputEvent, InputSettings, InputSwitch};
 use crate::ingest::srt::ConnId;
 use crate::output::{Batch, FeedSender, Offer};
 use crate::ring::{ConsumerId, QueueLimits, RingLimits, StreamBuffer};
@@ -171,7 +171,7 @@ impl StreamTask {
         let mut stream = Running {
             id: config.id.clone(),
             buffer,
-            switch: InputSwitch::new(InputSwitchSettings::from_stream(settings)),
+            switch: InputSwitch::new(InputSettings::from_stream(settings)),
             limits: QueueLimits {
                 capacity: queue,
                 hard_limit: queue.saturating_mul(2),
@@ -265,8 +265,7 @@ impl Running {
                 if *slot == Some(source) {
                     *slot = None;
                     tracing::info!(stream = %self.id, ?role, %source, "input disconnected");
-                    self.switch
-                        .remove_input(now.into_std(), role, &mut self.spliced);
+                    self.switch.remove_input(now.into_std(), role);
                     self.drain_switch();
                 }
             }
@@ -314,15 +313,33 @@ impl Running {
             self.buffer.push(packet);
         }
         while let Some(event) = self.switch.poll_event() {
-            match &event {
-                InputEvent::Switched { .. } => {
+            match event {
+                InputEvent::Switched {
+                    from,
+                    to,
+                    reason,
+                    gap,
+                    rebased,
+                } => {
                     self.metrics.count_switch();
-                    tracing::warn!(stream = %self.id, event = %event, "input switched");
+                    let gap_ms = gap.as_secs_f64() * 1000.0;
+                    if from.is_none() {
+                        tracing::info!(
+                            stream = %self.id, to = ?to, ?reason, "output starts from this input"
+                        );
+                    } else {
+                        tracing::warn!(
+                            stream = %self.id, from = ?from, to = ?to, ?reason, gap_ms, rebased,
+                            "input switched"
+                        );
+                    }
                 }
-                InputEvent::InputLost { .. } => {
-                    tracing::warn!(stream = %self.id, event = %event, "input lost");
+                InputEvent::InputLost { role, reason } => {
+                    tracing::warn!(stream = %self.id, ?role, ?reason, "input lost");
                 }
-                _ => tracing::info!(stream = %self.id, event = %event, "input event"),
+                InputEvent::InputRecovered { role } => {
+                    tracing::info!(stream = %self.id, ?role, "input recovered");
+                }
             }
         }
     }

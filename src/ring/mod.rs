@@ -30,7 +30,7 @@ pub mod stream;
 
 mod header;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 pub use gop_ring::{GopRing, IdrMark, RingError, RingLimits, RingStats};
 pub use queue::{ConsumerPhase, ConsumerQueue, ConsumerStats, QueueLimits};
