@@ -26,6 +26,7 @@ pub mod fuzz_harness;
 pub mod ingest;
 pub mod output;
 pub mod probe;
+pub mod progress;
 pub mod ring;
 pub mod rtp;
 pub mod ts;
