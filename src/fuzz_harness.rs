@@ -876,3 +876,54 @@ pub fn srt_endpoint(data: &[u8]) {
     assert_eq!(endpoint.table_sizes(), [0; 4]);
     assert!(open.is_empty());
 }
+
+/// ffmpeg `-progress` parser over stderr bytes: never panics, holds at most
+/// [`crate::progress::MAX_LINE`] bytes of a line, accounts for every line,
+/// and hands out the same events whatever the chunking.
+pub fn progress(data: &[u8]) {
+    use crate::progress::{MAX_LINE, ProgressEvent, ProgressParser};
+    let Some((&seed, body)) = data.split_first() else {
+        return;
+    };
+    let run = |pieces: Vec<&[u8]>| {
+        let mut p = ProgressParser::new();
+        let mut events = Vec::new();
+        for c in pieces {
+            p.push(c);
+            while let Some(e) = p.poll_event() {
+                events.push(e);
+            }
+        }
+        p.finish();
+        while let Some(e) = p.poll_event() {
+            events.push(e);
+        }
+        (events, p.stats())
+    };
+    let (whole, whole_stats) = run(vec![body]);
+    let (split, split_stats) = run(chunks(seed, body));
+    let s = split_stats;
+    assert_eq!(s.bytes, body.len() as u64);
+    assert_eq!(s.lines, s.progress_lines + s.log_lines);
+    assert!(s.blocks <= s.progress_lines);
+    assert!(s.truncated_lines <= s.log_lines);
+    for e in &split {
+        match e {
+            ProgressEvent::Log(l) => {
+                // Lossy UTF-8 may grow each kept byte to 3 bytes (U+FFFD).
+                assert!(l.text.len() <= 3 * MAX_LINE);
+                assert!(!l.text.contains(['\n', '\r']));
+            }
+            ProgressEvent::Progress(b) => {
+                assert!(b.speed.is_none_or(|x| x.is_finite() && x >= 0.0));
+                assert!(b.fps.is_none_or(|x| x.is_finite() && x >= 0.0));
+                assert!(b.bitrate_kbps.is_none_or(|x| x.is_finite() && x >= 0.0));
+            }
+        }
+    }
+    if whole_stats.events_dropped == 0 && s.events_dropped == 0 {
+        assert_eq!(whole, split, "chunking changed the events");
+    }
+    assert_eq!(whole_stats.lines, s.lines);
+    assert_eq!(whole_stats.blocks, s.blocks);
+}

@@ -80,3 +80,8 @@ fn srt_gate() {
 fn srt_endpoint() {
     replay("srt_endpoint", fuzz_harness::srt_endpoint);
 }
+
+#[test]
+fn progress() {
+    replay("progress", fuzz_harness::progress);
+}

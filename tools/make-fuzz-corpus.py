@@ -20,6 +20,10 @@ keys, control packets of every type, NAK loss lists, data) and stream ids as tex
 `srt_endpoint` seeds are scripts for `fuzz_harness::srt_endpoint` (format in its doc comment):
 a complete handshake behind the cookie check, data and control to the established
 connections, every panic-table packet, player sends, floods and garbage.
+
+The `progress` seeds are the real ffmpeg stderr captures in testdata/progress/ (whole, and cut
+into windows), each after a chunking seed byte, plus hand-made edge cases: a line longer than
+MAX_LINE, `\r` line ends, N/A and padded values, bad values, invalid UTF-8.
 Usage: tools/make-fuzz-corpus.py
 """
 import hashlib
@@ -277,6 +281,21 @@ def srt_endpoint_seeds():
         rec(SRC_A | TO_A, bytes([0x80, 0]) + bytes(14) + bytes(range(60))) + wait(5)
 
 
+def progress_seeds():
+    for cap in sorted((TESTDATA / "progress").glob("*.txt")):
+        data = cap.read_bytes()
+        yield cap.stem, bytes([0]) + data
+        yield cap.stem + "-split", bytes([5]) + data
+        mid = len(data) // 2
+        yield cap.stem + "-mid", bytes([77]) + data[mid: mid + 600]
+    yield "long-line", bytes([200]) + b"x" * 5000 + b"\nframe=1\nprogress=continue\n"
+    yield "long-value", bytes([3]) + b"frame=" + b"9" * 4200 + b"\nprogress=end\n"
+    yield "cr-stats", bytes([1]) + b"frame=   16 fps=0.0 q=23.0 size=0kB\rspeed=   1x\r\nprogress=continue\r\n"
+    yield "na-padded", bytes([0]) + b"bitrate=N/A\nspeed=N/A\nout_time=-00:00:01.400000\nout_time_ms=-1400000\nfps= 29.97\nprogress=continue\n"
+    yield "bad-values", bytes([2]) + b"frame=-1\nspeed=infx\nfps=NaN\nout_time=99:99\ntotal_size=1e9\nprogress=maybe\n"
+    yield "utf8", bytes([4]) + b"\xff\xfe[h264 @ 0x1] \xc3\xa9\nsp\xc3eed=1x\nprogress=end"
+
+
 def main():
     # Regenerate the seeds, but keep the committed fuzzer finds (crash-*,
     # timeout-*): the replay test keeps them fixed.
@@ -333,6 +352,8 @@ def main():
                                 break
                     write("nal", f"{stem}-{nal_seeds}", bytes([5]) + body[:600])
                     nal_seeds += 1
+    for name, data in progress_seeds():
+        write("progress", name, data)
     for name, data in rtp_seeds():
         write("rtp", name, data)
     for name, data in srt_gate_seeds():
