@@ -23,6 +23,7 @@
 
 pub mod config;
 pub mod fuzz_harness;
+pub mod health;
 pub mod ingest;
 pub mod output;
 pub mod probe;

@@ -203,6 +203,7 @@ fn key_value(line: &[u8]) -> Option<(&str, &str)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
