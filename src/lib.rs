@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod encoder;
 pub mod fuzz_harness;
 pub mod health;
 pub mod ingest;
