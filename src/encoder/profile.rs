@@ -446,9 +446,7 @@ mod tests {
     fn audio_extra_is_checked_too() {
         let mut a = audio();
         a.extra = vec!["-async".into(), "1".into()];
-        let e = Profile::new("hd", "ffmpeg", video(&[]), a)
-            .err()
-            .expect("rejected");
+        let e = Profile::new("hd", "ffmpeg", video(&[]), a).expect_err("rejected");
         assert!(e.to_string().contains("in audio.extra"));
     }
 
