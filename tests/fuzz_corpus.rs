@@ -85,3 +85,8 @@ fn srt_endpoint() {
 fn progress() {
     replay("progress", fuzz_harness::progress);
 }
+
+#[test]
+fn health() {
+    replay("health", fuzz_harness::health);
+}

@@ -24,6 +24,9 @@ connections, every panic-table packet, player sends, floods and garbage.
 The `progress` seeds are the real ffmpeg stderr captures in testdata/progress/ (whole, and cut
 into windows), each after a chunking seed byte, plus hand-made edge cases: a line longer than
 MAX_LINE, `\r` line ends, N/A and padded values, bad values, invalid UTF-8.
+The `health` seeds are observation scripts for `fuzz_harness::health` (format in its doc
+comment): a healthy 30 fps encoder, a stall, a SIGSTOP, a slow one, a queue burst and recovery,
+an exit; plus real /proc/PID/stat and /proc/stat lines as text.
 Usage: tools/make-fuzz-corpus.py
 """
 import hashlib
@@ -296,6 +299,24 @@ def progress_seeds():
     yield "utf8", bytes([4]) + b"\xff\xfe[h264 @ 0x1] \xc3\xa9\nsp\xc3eed=1x\nprogress=end"
 
 
+def health_seeds():
+    def r(op, a, b):
+        return bytes([op, a, b])
+    # One 33 ms step: input bytes, input frame (+3000 ticks = b 30), stdout, output frame.
+    frame = r(0, 33, 40) + r(1, 0, 30) + r(2, 10, 50) + r(3, 0, 30)
+    second = frame * 30 + r(4, 0, 100) + r(5, 0, 1) + r(6, 0, 1)
+    yield "healthy", second * 8
+    yield "stall", second * 4 + (r(0, 33, 40) + r(1, 0, 30)) * 30 + r(8, 0, 0)
+    yield "sigstop", second * 4 + (r(0, 33, 40) + r(1, 0, 30) + r(5, 0, 2)) * 20
+    slow = (r(0, 33, 40) + r(1, 0, 30) + r(2, 14, 50) + r(3, 0, 21)) * 30 + r(4, 0, 85)
+    yield "slow", second * 4 + slow * 8
+    yield "queue-burst", second * 2 + r(6, 0, 200) + second * 2 + r(6, 0, 0) + second * 6 + r(8, 0, 0)
+    yield "exit", second * 2 + r(7, 0, 0x7F) + second
+    yield "startup-timeout", r(0, 1, 1) + r(0x88, 63, 0) + r(8, 0, 0)
+    yield "proc-pid-stat", b"12345 (ff (m) peg) T 1 2 3 4 5 6 7 8 9 10 250 31 0 0 20 0 3 0 987654 1 2\n"
+    yield "proc-stat", b"cpu  10132153 290696 3084719 46828483 16683 0 25195 0 175628 0\ncpu0 1 2 3 4\ncpu1 1 2 3 4\n"
+
+
 def main():
     # Regenerate the seeds, but keep the committed fuzzer finds (crash-*,
     # timeout-*): the replay test keeps them fixed.
@@ -352,6 +373,8 @@ def main():
                                 break
                     write("nal", f"{stem}-{nal_seeds}", bytes([5]) + body[:600])
                     nal_seeds += 1
+    for name, data in health_seeds():
+        write("health", name, data)
     for name, data in progress_seeds():
         write("progress", name, data)
     for name, data in rtp_seeds():

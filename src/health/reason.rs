@@ -60,7 +60,7 @@ pub enum Reason {
     Slow {
         speed: f64,
         threshold: f64,
-        for_: Duration,
+        lasted: Duration,
     },
     LowCadence {
         output_fps: f64,
@@ -127,11 +127,11 @@ impl fmt::Display for Reason {
             Reason::Slow {
                 speed,
                 threshold,
-                for_,
+                lasted,
             } => write!(
                 f,
                 "the encoder ran at {speed:.2}x real time, below {threshold:.2}x, for {} ms",
-                ms(*for_)
+                ms(*lasted)
             ),
             Reason::LowCadence {
                 output_fps,
@@ -198,7 +198,7 @@ mod tests {
         let r = Reason::Slow {
             speed: 0.7,
             threshold: 0.9,
-            for_: Duration::from_secs(3),
+            lasted: Duration::from_secs(3),
         };
         assert_eq!(
             r.to_string(),

@@ -262,15 +262,15 @@ impl HealthScorer {
         match self.speed {
             Some(speed) if input_flowing && speed < self.s.slow_speed => {
                 let since = *self.slow_since.get_or_insert(now);
-                let for_ = now.saturating_duration_since(since);
-                if for_ >= self.s.slow_for {
+                let lasted = now.saturating_duration_since(since);
+                if lasted >= self.s.slow_for {
                     self.set(
                         now,
                         Condition::Slow,
                         Some(Reason::Slow {
                             speed,
                             threshold: self.s.slow_speed,
-                            for_,
+                            lasted,
                         }),
                     );
                 }
