@@ -944,3 +944,154 @@ pub fn srt_endpoint(data: &[u8]) {
     assert_eq!(endpoint.table_sizes(), [0; 4]);
     assert!(open.is_empty());
 }
+
+/// ffmpeg `-progress` parser over stderr bytes: never panics, holds at most
+/// [`crate::progress::MAX_LINE`] bytes of a line, accounts for every line,
+/// and hands out the same events whatever the chunking.
+pub fn progress(data: &[u8]) {
+    use crate::progress::{MAX_LINE, ProgressEvent, ProgressParser};
+    let Some((&seed, body)) = data.split_first() else {
+        return;
+    };
+    let run = |pieces: Vec<&[u8]>| {
+        let mut p = ProgressParser::new();
+        let mut events = Vec::new();
+        for c in pieces {
+            p.push(c);
+            while let Some(e) = p.poll_event() {
+                events.push(e);
+            }
+        }
+        p.finish();
+        while let Some(e) = p.poll_event() {
+            events.push(e);
+        }
+        (events, p.stats())
+    };
+    let (whole, whole_stats) = run(vec![body]);
+    let (split, split_stats) = run(chunks(seed, body));
+    let s = split_stats;
+    assert_eq!(s.bytes, body.len() as u64);
+    assert_eq!(s.lines, s.progress_lines + s.log_lines);
+    assert!(s.blocks <= s.progress_lines);
+    assert!(s.truncated_lines <= s.log_lines);
+    for e in &split {
+        match e {
+            ProgressEvent::Log(l) => {
+                // Lossy UTF-8 may grow each kept byte to 3 bytes (U+FFFD).
+                assert!(l.text.len() <= 3 * MAX_LINE);
+                assert!(!l.text.contains(['\n', '\r']));
+            }
+            ProgressEvent::Progress(b) => {
+                assert!(b.speed.is_none_or(|x| x.is_finite() && x >= 0.0));
+                assert!(b.fps.is_none_or(|x| x.is_finite() && x >= 0.0));
+                assert!(b.bitrate_kbps.is_none_or(|x| x.is_finite() && x >= 0.0));
+            }
+        }
+    }
+    if whole_stats.events_dropped == 0 && s.events_dropped == 0 {
+        assert_eq!(whole, split, "chunking changed the events");
+    }
+    assert_eq!(whole_stats.lines, s.lines);
+    assert_eq!(whole_stats.blocks, s.blocks);
+}
+
+/// Encoder health scorer over an observation script, plus the `/proc`
+/// text parsers over the same bytes: never panics; transitions chain
+/// (`from` is the previous `to`), change the state, never leave Failed, and
+/// happen at the `now` of the call; `poll_timeout` is never in the past of
+/// a state that needs one.
+///
+/// Script: records of 3 bytes `[op, a, b]`; the clock advances by
+/// `a` ms before each record (`op & 0x80` multiplies that by 64), then
+/// `op & 0x0F` picks the observation: input bytes, input frame, stdout,
+/// output frame, progress, /proc sample (state from `b`), queue depth,
+/// exit, timeout. PTS advance by `b` × 100 ticks (frames) from a start near
+/// the 33-bit wrap.
+pub fn health(data: &[u8]) {
+    use crate::health::{ExitStatus, HealthScorer, HealthSettings, HealthState, ProcStat};
+    use crate::progress::Progress;
+    use crate::ts::Timestamp;
+    use std::time::{Duration, Instant};
+
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = crate::health::parse_proc_stat(text);
+        let _ = crate::placement::parse_host_stat(text);
+    }
+    let t0 = Instant::now();
+    let mut now = t0;
+    let mut h = HealthScorer::new(HealthSettings::default(), t0);
+    let mut state = HealthState::Healthy;
+    let (mut pts_in, mut pts_out) = (
+        Timestamp::new((1 << 33) - 9000),
+        Timestamp::new((1 << 33) - 9000),
+    );
+    let mut ticks = 0u64;
+    let mut out_us = 0i64;
+    for rec in data.chunks_exact(3) {
+        let &[op, a, b] = rec else { continue };
+        let step = u64::from(a) * if op & 0x80 != 0 { 64 } else { 1 };
+        now += Duration::from_millis(step);
+        match op & 0x0F {
+            0 => h.on_input(now, usize::from(b) * 100),
+            1 => {
+                pts_in = pts_in.add_ticks(i64::from(b) * 100);
+                h.on_input_frame(now, pts_in);
+            }
+            2 => h.on_stdout(now, usize::from(b) * 50),
+            3 => {
+                pts_out = pts_out.add_ticks(i64::from(b) * 100);
+                h.on_output_frame(now, pts_out);
+            }
+            4 => {
+                out_us += i64::from(b) * 10_000 - 500_000;
+                let block = Progress {
+                    out_time_us: Some(out_us),
+                    ..Progress::default()
+                };
+                h.on_progress(now, &block);
+            }
+            5 => {
+                ticks += u64::from(b);
+                let state = ['R', 'S', 'T', 'Z', 'D', 't', 'X', 'I'][usize::from(b % 8)];
+                let stat = ProcStat {
+                    pid: 1,
+                    comm: "ffmpeg".into(),
+                    state,
+                    utime: ticks,
+                    stime: 0,
+                    num_threads: 1,
+                    starttime: 0,
+                };
+                h.on_proc_sample(now, &stat);
+            }
+            6 => h.on_queue_depth(now, u64::from(b) << 14),
+            7 if b == 0x7F => h.on_exit(
+                now,
+                ExitStatus {
+                    code: Some(1),
+                    signal: None,
+                },
+            ),
+            _ => {
+                if let Some(d) = h.poll_timeout() {
+                    now = now.max(d);
+                    h.handle_timeout(now);
+                }
+            }
+        }
+        while let Some(e) = h.poll_event() {
+            assert_eq!(e.from, state, "transitions chain");
+            assert_ne!(e.from, e.to, "a transition changes the state");
+            assert_ne!(e.from, HealthState::Failed, "Failed is final");
+            assert_eq!(e.at, now, "events happen at the call's now");
+            state = e.to;
+        }
+        assert_eq!(h.state(), state);
+        if state == HealthState::Failed {
+            assert_eq!(h.poll_timeout(), None);
+        }
+        assert!(h.speed().is_none_or(f64::is_finite));
+        assert!(h.cpu_share().is_none_or(|c| c.is_finite() && c >= 0.0));
+    }
+}

@@ -2,8 +2,9 @@
 //!
 //! The crate is layered as described in `DESIGN.md`:
 //!
-//! - **sans-IO core** ([`ts`], [`rtp`], [`ring`], [`probe`], [`config`], and
-//!   the protocol cores of [`ingest`]): parsing, indexing, per-stream
+//! - **sans-IO core** ([`ts`], [`rtp`], [`ring`], [`probe`], [`config`],
+//!   [`progress`], [`health`], [`placement`], [`encoder`] profiles and
+//!   arguments, and the protocol cores of [`ingest`]): parsing, indexing, per-stream
 //!   buffering, analysis and validation as plain synchronous code over byte
 //!   slices and text. No sockets, no files, no clock reads, no tasks; every
 //!   function is deterministic and testable without I/O.
@@ -24,10 +25,14 @@
 pub mod app;
 pub mod config;
 pub mod failover;
+pub mod encoder;
 pub mod fuzz_harness;
+pub mod health;
 pub mod ingest;
 pub mod output;
+pub mod placement;
 pub mod probe;
+pub mod progress;
 pub mod ring;
 pub mod rtp;
 pub mod splice;

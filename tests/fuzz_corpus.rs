@@ -85,3 +85,13 @@ fn srt_endpoint() {
 fn splice() {
     replay("splice", fuzz_harness::splice);
 }
+
+#[test]
+fn progress() {
+    replay("progress", fuzz_harness::progress);
+}
+
+#[test]
+fn health() {
+    replay("health", fuzz_harness::health);
+}

@@ -22,6 +22,13 @@ a complete handshake behind the cookie check, data and control to the establishe
 connections, every panic-table packet, player sends, floods and garbage.
 The `splice` seeds are scripts for `fuzz_harness::splice` (format in its doc comment): two
 captures interleaved with switches, and one capture fed as two related sources with a removal.
+
+The `progress` seeds are the real ffmpeg stderr captures in testdata/progress/ (whole, and cut
+into windows), each after a chunking seed byte, plus hand-made edge cases: a line longer than
+MAX_LINE, `\r` line ends, N/A and padded values, bad values, invalid UTF-8.
+The `health` seeds are observation scripts for `fuzz_harness::health` (format in its doc
+comment): a healthy 30 fps encoder, a stall, a SIGSTOP, a slow one, a queue burst and recovery,
+an exit; plus real /proc/PID/stat and /proc/stat lines as text.
 Usage: tools/make-fuzz-corpus.py
 """
 import hashlib
@@ -304,6 +311,39 @@ def srt_endpoint_seeds():
         rec(SRC_A | TO_A, bytes([0x80, 0]) + bytes(14) + bytes(range(60))) + wait(5)
 
 
+def progress_seeds():
+    for cap in sorted((TESTDATA / "progress").glob("*.txt")):
+        data = cap.read_bytes()
+        yield cap.stem, bytes([0]) + data
+        yield cap.stem + "-split", bytes([5]) + data
+        mid = len(data) // 2
+        yield cap.stem + "-mid", bytes([77]) + data[mid: mid + 600]
+    yield "long-line", bytes([200]) + b"x" * 5000 + b"\nframe=1\nprogress=continue\n"
+    yield "long-value", bytes([3]) + b"frame=" + b"9" * 4200 + b"\nprogress=end\n"
+    yield "cr-stats", bytes([1]) + b"frame=   16 fps=0.0 q=23.0 size=0kB\rspeed=   1x\r\nprogress=continue\r\n"
+    yield "na-padded", bytes([0]) + b"bitrate=N/A\nspeed=N/A\nout_time=-00:00:01.400000\nout_time_ms=-1400000\nfps= 29.97\nprogress=continue\n"
+    yield "bad-values", bytes([2]) + b"frame=-1\nspeed=infx\nfps=NaN\nout_time=99:99\ntotal_size=1e9\nprogress=maybe\n"
+    yield "utf8", bytes([4]) + b"\xff\xfe[h264 @ 0x1] \xc3\xa9\nsp\xc3eed=1x\nprogress=end"
+
+
+def health_seeds():
+    def r(op, a, b):
+        return bytes([op, a, b])
+    # One 33 ms step: input bytes, input frame (+3000 ticks = b 30), stdout, output frame.
+    frame = r(0, 33, 40) + r(1, 0, 30) + r(2, 10, 50) + r(3, 0, 30)
+    second = frame * 30 + r(4, 0, 100) + r(5, 0, 1) + r(6, 0, 1)
+    yield "healthy", second * 8
+    yield "stall", second * 4 + (r(0, 33, 40) + r(1, 0, 30)) * 30 + r(8, 0, 0)
+    yield "sigstop", second * 4 + (r(0, 33, 40) + r(1, 0, 30) + r(5, 0, 2)) * 20
+    slow = (r(0, 33, 40) + r(1, 0, 30) + r(2, 14, 50) + r(3, 0, 21)) * 30 + r(4, 0, 85)
+    yield "slow", second * 4 + slow * 8
+    yield "queue-burst", second * 2 + r(6, 0, 200) + second * 2 + r(6, 0, 0) + second * 6 + r(8, 0, 0)
+    yield "exit", second * 2 + r(7, 0, 0x7F) + second
+    yield "startup-timeout", r(0, 1, 1) + r(0x88, 63, 0) + r(8, 0, 0)
+    yield "proc-pid-stat", b"12345 (ff (m) peg) T 1 2 3 4 5 6 7 8 9 10 250 31 0 0 20 0 3 0 987654 1 2\n"
+    yield "proc-stat", b"cpu  10132153 290696 3084719 46828483 16683 0 25195 0 175628 0\ncpu0 1 2 3 4\ncpu1 1 2 3 4\n"
+
+
 def main():
     # Regenerate the seeds, but keep the committed fuzzer finds (crash-*,
     # timeout-*): the replay test keeps them fixed.
@@ -362,6 +402,10 @@ def main():
                     nal_seeds += 1
     for name, data in splice_seeds():
         write("splice", name, data)
+    for name, data in health_seeds():
+        write("health", name, data)
+    for name, data in progress_seeds():
+        write("progress", name, data)
     for name, data in rtp_seeds():
         write("rtp", name, data)
     for name, data in srt_gate_seeds():
