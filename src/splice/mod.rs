@@ -97,6 +97,23 @@ pub struct SpliceSettings {
     /// How long a switch waits for the active source to finish its frame
     /// in progress. Default 100 ms.
     pub defer_limit: Duration,
+    /// How the sources' clocks relate. Default [`Timeline::Independent`].
+    pub timeline: Timeline,
+}
+
+/// How the timestamps of a splicer's sources relate to each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Timeline {
+    /// Unrelated clocks (a stream's main and backup input): a new source
+    /// is rebased onto the output timeline unless its own clock happens to
+    /// fit (see [`SpliceSettings::related_clock_tolerance`]).
+    #[default]
+    Independent,
+    /// One timeline for every source (encoders of one stream, run with
+    /// `-copyts -mpegts_copyts 1`, DESIGN.md): timestamps are never
+    /// changed, and a switch takes the new source's first splice point
+    /// whose PTS is after the last PTS sent, so no frame is sent twice.
+    Shared,
 }
 
 impl Default for SpliceSettings {
@@ -106,6 +123,7 @@ impl Default for SpliceSettings {
             related_clock_tolerance: Duration::from_secs(1),
             default_frame_ticks: 3600,
             defer_limit: Duration::from_millis(100),
+            timeline: Timeline::Independent,
         }
     }
 }

@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::layout::{Kind, Layout, Routes};
 use super::source::Source;
-use super::{SourceId, SourceStats, SpliceEvent, SpliceSettings, SpliceStats};
+use super::{SourceId, SourceStats, SpliceEvent, SpliceSettings, SpliceStats, Timeline};
 use crate::ts::continuity::Continuity;
 use crate::ts::gop::SplicePoint;
 use crate::ts::pes::{PesHeader, write_timestamp};
@@ -450,6 +450,14 @@ impl Splicer {
         };
         let idr_dts = point.dts.or(point.pts)?;
         let idr_pts = point.pts.or(point.dts)?;
+        if self.settings.timeline == Timeline::Shared {
+            // Frames up to `max_pts` went out already: a later IDR, or none.
+            return (idr_pts.delta(max_pts) > 0 && idr_dts.delta(last_dts) > 0).then_some(Plan {
+                offset: 0,
+                rebased: false,
+                pts_gap: idr_dts.delta(last_dts),
+            });
+        }
         let frame = self
             .active
             .and_then(|a| self.source(a))

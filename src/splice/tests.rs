@@ -440,3 +440,43 @@ proptest! {
         let _ = Timestamp::HZ;
     }
 }
+
+#[test]
+fn shared_timeline_never_repeats_or_rebases() {
+    // Two encoders of one stream on one timeline (`-copyts`): B runs three
+    // frames ahead of A. Switching A→B takes B's next IDR, with no frame
+    // twice and nothing rebased. While B lives, a switch back to A (behind)
+    // never finds an IDR that B has not sent already, so B stays on; once
+    // B dies at 4.6 s, A's next IDR after B's last frame takes over.
+    let r = Recipe::new(2);
+    let mut feed = timed(source(CLOSED_GOP, r), A, secs(0.12), r);
+    feed.extend(
+        timed(source(CLOSED_GOP, r), B, Duration::ZERO, r)
+            .into_iter()
+            .filter(|(t, _, _)| *t < secs(4.6)),
+    );
+    let settings = SpliceSettings {
+        timeline: Timeline::Shared,
+        ..SpliceSettings::default()
+    };
+    let run = run(
+        settings,
+        feed,
+        &[(Duration::ZERO, A), (secs(1.5), B), (secs(3.0), A)],
+        &[],
+    );
+    let report = assert_valid(&run);
+    assert_eq!(run.events.len(), 3, "{:?}", run.events);
+    for e in &run.events {
+        let (_, _, rebased, offset) = switched(e);
+        assert!(!rebased && offset == 0, "{e:?}");
+    }
+    let (_, to, _, _) = switched(&run.events[2]);
+    assert_eq!(to, A);
+    let video = report.video.unwrap();
+    assert_eq!(video.duplicate_pts, 0);
+    // 2 loops of 100 frames; what is lost is B's frame in progress at its
+    // death and A's frames up to its next IDR: less than a GOP.
+    assert!(video.frames > 200 - 25 && video.frames < 200, "{video:?}");
+    ffmpeg_decodes(&run.out, "shared");
+}
