@@ -58,6 +58,7 @@
 //! writes one).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+pub mod gop_gate;
 mod layout;
 mod source;
 mod splicer;
@@ -68,6 +69,7 @@ mod tests;
 
 use std::time::Duration;
 
+pub use gop_gate::{GateStats, GopGate};
 pub use splicer::Splicer;
 
 /// Identifies one input of the splicer.

@@ -480,3 +480,124 @@ fn shared_timeline_never_repeats_or_rebases() {
     assert!(video.frames > 200 - 25 && video.frames < 200, "{video:?}");
     ffmpeg_decodes(&run.out, "shared");
 }
+
+/// Hitless failover (issue 4 point 5) at the core: encoder A's output goes
+/// through a one-GOP gate into a shared-timeline splicer; A dies at a
+/// random packet; the replacement B encodes again from the ring's splice
+/// point at or before the first frame not yet output (the start of the
+/// GOP the gate was holding) and goes through its own gate. The output
+/// has every frame exactly once, for every kill point tried.
+#[test]
+fn hitless_failover_loses_and_repeats_no_frame() {
+    let r = Recipe::new(3);
+    let encoder_output = source(CLOSED_GOP, r);
+    let total = probe(&encoder_output).video.unwrap().frames;
+    let settings = SpliceSettings {
+        timeline: Timeline::Shared,
+        ..SpliceSettings::default()
+    };
+    // Where each GOP starts in the encoder's output (what a replacement
+    // fed from that ring splice point produces from): the PAT just before
+    // each IDR, so the replacement starts with PSI as ffmpeg does.
+    let mut gop_starts = Vec::new();
+    let mut last_pat = 0;
+    let mut demux = crate::ts::demux::Demux::new();
+    let mut indexer =
+        crate::ts::gop::GopIndexer::new(crate::ts::gop::ProgramSelector::FirstWithVideo);
+    let mut pats = Vec::new();
+    for (i, p) in encoder_output.iter().enumerate() {
+        if pid(p) == 0 {
+            last_pat = i;
+        }
+        pats.push(last_pat);
+        demux.push_packet(p[..].try_into().unwrap(), &mut indexer);
+        while let Some(point) = indexer.poll() {
+            gop_starts.push(pats[point.index as usize]);
+        }
+    }
+    assert!(gop_starts.len() >= 10, "{gop_starts:?}");
+    let t0 = Instant::now();
+    for (n, kill_at) in [300usize, 777, 1234, 1500, 1901].into_iter().enumerate() {
+        let mut splicer = Splicer::new(settings);
+        splicer.switch_to(t0, A);
+        let mut out = Vec::new();
+        let mut gate = GopGate::new(4 << 20);
+        let mut released = Vec::new();
+        for p in &encoder_output[..kill_at] {
+            gate.push(p.clone(), &mut released);
+            for q in released.drain(..) {
+                splicer.push(t0, A, q, &mut out);
+            }
+        }
+        // A dies: its incomplete GOP is dropped; B restarts at the ring's
+        // splice point for the first frame A's gate did not release.
+        gate.discard();
+        splicer.switch_to(t0, B);
+        let restart = *gop_starts
+            .iter()
+            .rev()
+            .find(|&&s| s < kill_at)
+            .expect("a GOP before the kill");
+        let mut gate_b = GopGate::new(4 << 20);
+        for p in &encoder_output[restart..] {
+            gate_b.push(p.clone(), &mut released);
+            for q in released.drain(..) {
+                splicer.push(t0, B, q, &mut out);
+            }
+        }
+        gate_b.flush(&mut released);
+        for q in released.drain(..) {
+            splicer.push(t0, B, q, &mut out);
+        }
+        let report = probe(&out);
+        assert_eq!(report.cc_errors, 0, "kill {n} at {kill_at}: {report}");
+        let video = report.video.clone().unwrap();
+        assert_eq!(
+            (video.frames, video.duplicate_pts, video.pts_backwards),
+            (total, 0, 0),
+            "kill {n} at packet {kill_at}: {report}"
+        );
+    }
+}
+
+/// Low-latency failover at the core: no gate, so A's frames go out at
+/// once; after A dies mid-GOP, B (restarted from the same ring splice
+/// point) is taken at its first IDR after the last frame sent. Frames are
+/// lost (the rest of A's GOP), never repeated: fewer than one GOP.
+#[test]
+fn low_latency_failover_loses_less_than_a_gop_and_repeats_nothing() {
+    let r = Recipe::new(3);
+    let encoder_output = source(CLOSED_GOP, r);
+    let total = probe(&encoder_output).video.unwrap().frames;
+    let settings = SpliceSettings {
+        timeline: Timeline::Shared,
+        ..SpliceSettings::default()
+    };
+    let t0 = Instant::now();
+    for kill_at in [300usize, 777, 1234, 1901] {
+        let mut splicer = Splicer::new(settings);
+        splicer.switch_to(t0, A);
+        let mut out = Vec::new();
+        for p in &encoder_output[..kill_at] {
+            splicer.push(t0, A, p.clone(), &mut out);
+        }
+        splicer.switch_to(t0, B);
+        // B starts well before the kill (the ring's splice point).
+        for p in &encoder_output[kill_at.saturating_sub(200)..] {
+            splicer.push(t0, B, p.clone(), &mut out);
+        }
+        let report = probe(&out);
+        assert_eq!(report.cc_errors, 0, "kill at {kill_at}: {report}");
+        let video = report.video.clone().unwrap();
+        assert_eq!(
+            (video.duplicate_pts, video.pts_backwards),
+            (0, 0),
+            "{report}"
+        );
+        assert!(
+            video.frames < total && video.frames > total - 25,
+            "kill at {kill_at}: {} of {total} frames",
+            video.frames
+        );
+    }
+}
