@@ -212,6 +212,7 @@ impl GopGate {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::ring::testing::{assert_clean, packets, synthetic};
