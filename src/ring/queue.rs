@@ -335,6 +335,27 @@ impl ConsumerQueue {
         }
     }
 
+    /// Starts a waiting consumer at `start` (a start point of `ring`) if
+    /// the packets from there fit its capacity. For a consumer that must
+    /// begin at a given frame, e.g. an encoder replacing one that failed
+    /// mid-GOP (issue 4: the splice point at or before the first frame
+    /// not yet output).
+    pub fn start_from_point(&mut self, start: &StartPoint, ring: &GopRing) -> bool {
+        if self.phase == ConsumerPhase::Following || !ring.contains(start.index) {
+            return false;
+        }
+        let psi_bytes = start.psi.as_ref().map_or(0, |psi| {
+            let (pat, pmt) = psi.packet_counts();
+            (pat + pmt) * PACKET_SIZE
+        });
+        let backlog = ring.backlog_bytes(start.index).unwrap_or(usize::MAX);
+        if self.bytes.saturating_add(psi_bytes).saturating_add(backlog) > self.limits.capacity {
+            return false;
+        }
+        self.start_at(start, ring);
+        true
+    }
+
     fn try_start(&mut self, event: Option<&StartPoint>, ring: &GopRing) -> bool {
         let after = self.resume_after.max(self.last_taken);
         let room = self

@@ -146,6 +146,27 @@ impl StreamBuffer {
         id
     }
 
+    /// Adds a consumer that starts at the ring's splice point at or before
+    /// `pts` (the first frame a replacement encoder must produce), or, if
+    /// that is gone or does not fit the queue, where [`StreamBuffer::attach`]
+    /// would start it. Returns the id and whether it starts at `pts`'s GOP.
+    pub fn attach_at(&mut self, limits: QueueLimits, pts: Timestamp) -> (ConsumerId, bool) {
+        let core = &mut self.core;
+        let id = ConsumerId(core.next_id);
+        core.next_id += 1;
+        let mut queue = ConsumerQueue::new(limits);
+        let exact = core
+            .ring
+            .splice_point_at_or_before(pts)
+            .map(StartPoint::from)
+            .is_some_and(|start| queue.start_from_point(&start, &core.ring));
+        if !exact {
+            queue.start_from_ring(&core.ring);
+        }
+        core.consumers.push((id, queue));
+        (id, exact)
+    }
+
     /// Removes a consumer, returning its final counters.
     pub fn detach(&mut self, id: ConsumerId) -> Option<ConsumerStats> {
         let consumers = &mut self.core.consumers;
@@ -515,6 +536,36 @@ mod tests {
         for pid in [0, PMT, VIDEO, AUDIO] {
             assert_eq!(cc_errors(&report, pid), 0, "PID {pid:#x}");
         }
+    }
+
+    #[test]
+    fn a_consumer_attached_at_a_pts_starts_at_the_gop_holding_that_frame() {
+        let grams = datagrams(&Bytes::from_static(CLOSED));
+        let mut stream = StreamBuffer::new(StreamConfig::default()).unwrap();
+        let split = grams.len() * 8 / 10;
+        for d in &grams[..split] {
+            stream.push(d.clone());
+        }
+        // IDRs at 133 200, 223 200, 313 200, 403 200: a frame inside the
+        // second GOP (what a failed encoder had not output yet).
+        let (id, exact) =
+            stream.attach_at(QueueLimits::default(), Timestamp::new(223_200 + 10 * 3600));
+        assert!(exact);
+        let mut out = Vec::new();
+        take_all(&mut stream, id, &mut out);
+        for d in &grams[split..] {
+            stream.push(d.clone());
+            take_all(&mut stream, id, &mut out);
+        }
+        stream.finish();
+        take_all(&mut stream, id, &mut out);
+        let report = assert_clean(&out, 25);
+        let video = report.video.as_ref().unwrap();
+        assert_eq!(video.idr_pts, vec![223_200, 313_200, 403_200]);
+        assert_eq!(video.frames, 75);
+        // A frame older than the ring: the latest splice point instead.
+        let (_, exact) = stream.attach_at(QueueLimits::default(), Timestamp::new(1000));
+        assert!(!exact);
     }
 
     #[test]
