@@ -205,7 +205,8 @@ impl TestRouter {
     /// Graceful shutdown; true if every task finished in time.
     pub fn stop(mut self) -> bool {
         let router = self.router.take().expect("running");
-        self.runtime.block_on(router.shutdown(Duration::from_secs(5)))
+        self.runtime
+            .block_on(router.shutdown(Duration::from_secs(5)))
     }
 }
 
@@ -277,7 +278,10 @@ pub fn assert_relayed(case: &str, report: &Report, whole: bool) {
 /// docs/srt-ingest-notes.md §4a).
 pub fn assert_relayed_within(case: &str, report: &Report, whole: bool, tail_loss: u64) {
     assert_eq!(report.cc_errors, 0, "{case}: CC errors: {report:?}");
-    let video = report.video.as_ref().unwrap_or_else(|| panic!("{case}: no video"));
+    let video = report
+        .video
+        .as_ref()
+        .unwrap_or_else(|| panic!("{case}: no video"));
     assert_eq!(video.frames_before_first_idr, 0, "{case}: starts at an IDR");
     assert_eq!(video.pts_backwards, 0, "{case}");
     assert_eq!(video.duplicate_pts, 0, "{case}");

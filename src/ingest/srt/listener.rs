@@ -49,8 +49,13 @@ pub struct SrtMetrics {
 /// How a connection's traffic is routed.
 #[derive(Debug)]
 enum Route {
-    Publisher { role: InputRole, stream: StreamHandle },
-    Player { stream: StreamHandle },
+    Publisher {
+        role: InputRole,
+        stream: StreamHandle,
+    },
+    Player {
+        stream: StreamHandle,
+    },
 }
 
 /// A bound SRT port, ready to run.
@@ -76,7 +81,8 @@ impl SrtListener {
         let (socket, granted) = socket::bind(srt.listen, srt.recv_buffer.as_usize(), None)?;
         log_recv_buffer(srt.listen, granted);
         let mut key = [0u8; 16];
-        getrandom::fill(&mut key).map_err(|e| io::Error::other(format!("no OS randomness: {e}")))?;
+        getrandom::fill(&mut key)
+            .map_err(|e| io::Error::other(format!("no OS randomness: {e}")))?;
         let settings = EndpointSettings::from_config(&config);
         let endpoint = Endpoint::new(Instant::now(), config, settings, key);
         Ok(SrtListener {
@@ -109,7 +115,10 @@ impl SrtListener {
             {
                 break;
             }
-            let deadline = self.endpoint.poll_timeout().map(tokio::time::Instant::from_std);
+            let deadline = self
+                .endpoint
+                .poll_timeout()
+                .map(tokio::time::Instant::from_std);
             tokio::select! {
                 biased;
                 () = shutdown.cancelled(), if closing_until.is_none() => {
@@ -294,8 +303,11 @@ impl SrtListener {
     }
 
     fn publish_metrics(&self) {
-        *self.metrics.counters.lock().unwrap_or_else(|e| e.into_inner()) =
-            self.endpoint.counters().clone();
+        *self
+            .metrics
+            .counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = self.endpoint.counters().clone();
         let mut conns: Vec<(ConnId, ConnStats)> = self
             .routes
             .keys()
