@@ -32,10 +32,8 @@ fn live_source() -> Vec<u8> {
     static SOURCE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     SOURCE
         .get_or_init(|| {
-            let dir = std::env::temp_dir().join(format!(
-                "switchyard-encoder-process-{}",
-                std::process::id()
-            ));
+            let dir = std::env::temp_dir()
+                .join(format!("switchyard-encoder-process-{}", std::process::id()));
             std::fs::create_dir_all(&dir).expect("temp dir");
             let path = dir.join("live.ts");
             let status = std::process::Command::new("ffmpeg")
@@ -252,7 +250,12 @@ fn kill(pid: u32, signal: nix::sys::signal::Signal) -> Instant {
 fn reaped(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
-        Ok(text) => !text.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Ok(text) => !text
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
     }
 }
 
@@ -283,18 +286,27 @@ async fn death_detected(spec: EncoderSpec, what: &str, live: bool) {
         "detection: {what} SIGKILL → Failed in {:.1} ms (Exited at {:.1} ms): {}",
         detection.as_secs_f64() * 1e3,
         seen.as_secs_f64() * 1e3,
-        health(failed).map(|h| h.reason.to_string()).unwrap_or_default()
+        health(failed)
+            .map(|h| h.reason.to_string())
+            .unwrap_or_default()
     );
     // The reap (SIGCHLD) or a /proc sample showing the zombie, whichever
     // comes first.
     assert!(
         matches!(
             health(failed).map(|h| &h.reason),
-            Some(Reason::Zombie) | Some(Reason::Exited(ExitStatus { signal: Some(9), .. }))
+            Some(Reason::Zombie)
+                | Some(Reason::Exited(ExitStatus {
+                    signal: Some(9),
+                    ..
+                }))
         ),
         "{failed:?}"
     );
-    assert!(detection <= Duration::from_millis(50), "{what}: {detection:?}");
+    assert!(
+        detection <= Duration::from_millis(50),
+        "{what}: {detection:?}"
+    );
     assert!(reaped(pid));
 }
 
@@ -327,7 +339,9 @@ async fn fake_encoder_stall_is_detected_within_stall_timeout() {
     println!(
         "detection: fake encoder stall → Failed {:.1} ms after its last output: {}",
         detection.as_secs_f64() * 1e3,
-        health(&failed).map(|h| h.reason.to_string()).unwrap_or_default()
+        health(&failed)
+            .map(|h| h.reason.to_string())
+            .unwrap_or_default()
     );
     assert!(
         matches!(
@@ -340,7 +354,13 @@ async fn fake_encoder_stall_is_detected_within_stall_timeout() {
         detection <= stall_timeout + Duration::from_millis(100),
         "{detection:?}"
     );
-    assert!(run.enc.stop(Duration::from_millis(500)).await.signal.is_some());
+    assert!(
+        run.enc
+            .stop(Duration::from_millis(500))
+            .await
+            .signal
+            .is_some()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,7 +384,9 @@ async fn real_ffmpeg_sigstop_is_detected_within_stall_timeout() {
     println!(
         "detection: ffmpeg SIGSTOP → Failed in {:.1} ms: {}",
         detection.as_secs_f64() * 1e3,
-        health(&failed).map(|h| h.reason.to_string()).unwrap_or_default()
+        health(&failed)
+            .map(|h| h.reason.to_string())
+            .unwrap_or_default()
     );
     assert!(
         matches!(
@@ -396,12 +418,8 @@ async fn healthy_real_ffmpeg_raises_no_health_transition() {
     let mut run = Run::live(enc);
     // The whole source at real time (8 s), then 1 s more with no input
     // owed once the output caught up.
-    run.run(
-        Duration::from_secs_f64(LIVE_SECONDS + 1.0),
-        true,
-        |_| false,
-    )
-    .await;
+    run.run(Duration::from_secs_f64(LIVE_SECONDS + 1.0), true, |_| false)
+        .await;
     assert!(run.input_done());
     assert!(run.output_bytes > 10_000, "{} bytes out", run.output_bytes);
     assert!(

@@ -86,17 +86,13 @@ struct Stats {
 fn main() {
     let mut words: Vec<String> = std::env::args().skip(1).collect();
     if let Ok(env) = std::env::var("FAKE_ENCODER_FAULT") {
-        words.extend(
-            env.split([' ', ','])
-                .filter(|w| !w.is_empty())
-                .map(|w| {
-                    if w.starts_with("--") {
-                        w.to_string()
-                    } else {
-                        format!("--{w}")
-                    }
-                }),
-        );
+        words.extend(env.split([' ', ',']).filter(|w| !w.is_empty()).map(|w| {
+            if w.starts_with("--") {
+                w.to_string()
+            } else {
+                format!("--{w}")
+            }
+        }));
     }
     let faults = match parse_faults(&words) {
         Ok(f) => f,
@@ -113,7 +109,10 @@ fn main() {
     if let Some(after) = faults.exit_after {
         std::thread::spawn(move || {
             std::thread::sleep(after);
-            eprintln!("fake-encoder: exiting after {} ms as asked", after.as_millis());
+            eprintln!(
+                "fake-encoder: exiting after {} ms as asked",
+                after.as_millis()
+            );
             std::process::exit(1);
         });
     }
@@ -159,7 +158,11 @@ fn main() {
         if faults.garbage_after.is_some_and(|a| now >= a) {
             rng.fill(&mut chunk);
         }
-        if stdout.write_all(&chunk).and_then(|()| stdout.flush()).is_err() {
+        if stdout
+            .write_all(&chunk)
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
             break;
         }
         stats
