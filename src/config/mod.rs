@@ -23,6 +23,32 @@
 //! max_connections = 512             # 1..=100000
 //! handshake_timeout_ms = 3000       # 100..=60000; half-open handshakes dropped
 //!
+//! [encoder]                         # see EncoderConfig
+//! ffmpeg = "ffmpeg"                 # binary, PATH lookup
+//! max_encoders = 8                  # 1..=1024, spares included
+//! spares = 1                        # 0..=64, < max_encoders
+//! cpu_headroom = 0.2                # 0.0..=0.9 of the host CPU kept free
+//! on_no_capacity = "passthrough"    # passthrough | reject
+//! default_profile = "h264"          # built in; so is "passthrough"
+//! stall_timeout_ms = 500            # 100..=60000
+//! slow_for_ms = 3000                # 500..=600000
+//! degraded_grace_ms = 2000          # 0..=600000
+//!
+//! [[profile]]                       # see config/profile.rs; `name` required
+//! name = "hd"
+//! passthrough = false               # true: no ffmpeg, no other keys
+//! ffmpeg = "/usr/bin/ffmpeg"        # default: [encoder] ffmpeg
+//! video_codec = "libx264"           # default libx264
+//! video_bitrate = "4M"              # kbit/s, or "1500k", "4M"
+//! size = "1280x720"
+//! preset = "veryfast"
+//! tune = "zerolatency"
+//! threads = 1                       # 0..=256
+//! video_extra = ["-profile:v", "high"]
+//! audio_codec = "aac"               # default aac
+//! audio_bitrate = 128
+//! audio_extra = []
+//!
 //! [defaults]                        # every key may be overridden per stream
 //! buffer = "16 MiB"                 # 64 KiB..=1 TiB
 //! buffer_hard_cap = "64 MiB"        # 64 KiB..=1 TiB, >= buffer
@@ -31,6 +57,9 @@
 //! revert_after_ms = 10000           # 0..=3600000
 //! second_publisher = "backup"       # backup | takeover | reject
 //! allow_pull = true
+//! profile = "h264"                  # a profile name
+//! failover_mode = "low-latency"     # low-latency | hitless
+//! standby = "none"                  # none | hot
 //!
 //! [[stream]]
 //! id = "live/cam1"                  # required; see StreamId
@@ -49,9 +78,11 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod claims;
+mod encoder;
 mod error;
 mod input;
 mod output;
+mod profile;
 mod reader;
 mod settings;
 mod size;
@@ -63,10 +94,14 @@ mod suggest;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::encoder::Profile;
+
+pub use encoder::EncoderConfig;
 pub use error::{ConfigError, ConfigErrors, ErrorKind, Location};
 pub use input::{InputConfig, InputKind, InputRole, Multicast};
 pub use output::{Backoff, OutputConfig, OutputKind};
-pub use settings::{SecondPublisher, StreamSettings};
+pub use profile::{H264, PASSTHROUGH};
+pub use settings::{FailoverMode, SecondPublisher, Standby, StreamSettings};
 pub use size::{ByteSize, SizeError};
 pub use srt_url::{AesKeyLength, SrtUrl, SrtUrlError};
 pub use stream::StreamConfig;
@@ -77,10 +112,17 @@ use reader::{Report, Section};
 use settings::{ReadSettings, SETTINGS_KEYS};
 
 /// A checked configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub api: ApiConfig,
     pub srt: SrtConfig,
+    /// `[encoder]`: the pool, placement and health thresholds.
+    pub encoder: EncoderConfig,
+    /// The built-in profiles (`h264`, `passthrough`), each replaced by a
+    /// `[[profile]]` of its name, then the other `[[profile]]` tables in
+    /// file order. Names are unique; every stream's
+    /// [`StreamSettings::profile`] is one of them.
+    pub profiles: Vec<Profile>,
     /// `[defaults]`: the settings of streams that are not listed, and the
     /// base of every listed stream's [`StreamConfig::settings`].
     pub defaults: StreamSettings,
@@ -151,6 +193,8 @@ impl Default for Config {
         Config {
             api: ApiConfig::default(),
             srt: SrtConfig::default(),
+            encoder: EncoderConfig::default(),
+            profiles: profile::built_in(std::path::Path::new("ffmpeg")),
             defaults: StreamSettings::default(),
             streams: Vec::new(),
         }
@@ -170,6 +214,17 @@ impl Config {
         self.streams.iter().find(|s| s.id.as_str() == id)
     }
 
+    /// The profile named `name`.
+    pub fn profile(&self, name: &str) -> Option<&Profile> {
+        self.profiles.iter().find(|p| p.name() == name)
+    }
+
+    /// The profile a stream is encoded with (always found in a checked
+    /// configuration).
+    pub fn stream_profile(&self, stream: &StreamConfig) -> Option<&Profile> {
+        self.profile(&stream.settings.profile)
+    }
+
     pub fn input_count(&self) -> usize {
         self.streams.iter().map(|s| s.inputs.len()).sum()
     }
@@ -179,7 +234,7 @@ impl Config {
     }
 }
 
-const TOP_KEYS: &[&str] = &["api", "srt", "defaults", "stream"];
+const TOP_KEYS: &[&str] = &["api", "srt", "encoder", "profile", "defaults", "stream"];
 const API_KEYS: &[&str] = &["listen"];
 const SRT_KEYS: &[&str] = &[
     "listen",
@@ -193,9 +248,11 @@ const SRT_KEYS: &[&str] = &[
 /// The sections a key belongs to, for "it belongs in [srt]" hints.
 fn sections_with_key(key: &str) -> Vec<&'static str> {
     let stream_keys = || stream::STREAM_KEYS.iter().chain(SETTINGS_KEYS);
-    let sections: [(&str, bool); 6] = [
+    let sections: [(&str, bool); 8] = [
         ("[api]", API_KEYS.contains(&key)),
         ("[srt]", SRT_KEYS.contains(&key)),
+        ("[encoder]", encoder::ENCODER_KEYS.contains(&key)),
+        ("[[profile]]", profile::PROFILE_KEYS.contains(&key)),
         ("[defaults]", SETTINGS_KEYS.contains(&key)),
         ("[[stream]]", stream_keys().any(|k| *k == key)),
         ("[[stream.input]]", input::INPUT_KEYS.contains(&key)),
@@ -272,21 +329,57 @@ fn read(root: &Section<'_>, report: &mut Report<'_>) -> Config {
         Listen::Invalid => {}
     }
 
+    let encoder_section = root.table("encoder", "[encoder]", report);
+    if let Some(section) = &encoder_section {
+        config.encoder = EncoderConfig::read(section, report);
+    }
+    // Profiles before the settings that name them: a profile may be
+    // defined anywhere in the file.
+    let (read_profiles, rejected) = profile::read_profiles(root, &config.encoder.ffmpeg, report);
+    config.profiles = profile::built_in(&config.encoder.ffmpeg);
+    for read in read_profiles {
+        match config
+            .profiles
+            .iter_mut()
+            .find(|p| p.name() == read.profile.name())
+        {
+            Some(built_in) => *built_in = read.profile,
+            None => config.profiles.push(read.profile),
+        }
+    }
+    let names: Vec<&str> = config
+        .profiles
+        .iter()
+        .map(Profile::name)
+        .chain(rejected.iter().map(String::as_str))
+        .collect();
+    if let Some(name) = encoder_section
+        .as_ref()
+        .and_then(|s| s.get("default_profile"))
+        .and_then(|f| profile::read_profile_name(&f, &names, report))
+    {
+        config.encoder.default_profile = name;
+    }
+    let base_settings = StreamSettings {
+        profile: config.encoder.default_profile.clone(),
+        ..StreamSettings::default()
+    };
+
     let base = ReadSettings {
-        settings: StreamSettings::default(),
+        settings: base_settings,
         sizes_valid: true,
     };
     let defaults = match root.table("defaults", "[defaults]", report) {
         Some(section) => {
             section.check_keys(SETTINGS_KEYS, report);
-            StreamSettings::read(&section, &base, report)
+            StreamSettings::read(&section, &base, &names, report)
         }
         None => base,
     };
     config.defaults = defaults.settings.clone();
 
     for section in root.tables("stream", "[[stream]]", report) {
-        if let Some(stream) = StreamConfig::read(&section, &defaults, &mut claims, report) {
+        if let Some(stream) = StreamConfig::read(&section, &defaults, &names, &mut claims, report) {
             config.streams.push(stream);
         }
     }
@@ -796,6 +889,8 @@ id = \"b\"
             "[[stream]]",
             "[[stream.input]]",
             "[[stream.output]]",
+            "[encoder]",
+            "[[profile]]",
             "[stream]",
             "[[srt]]",
             "[x]",
@@ -810,6 +905,8 @@ id = \"b\"
                 .chain(stream::STREAM_KEYS)
                 .chain(input::INPUT_KEYS)
                 .chain(output::OUTPUT_KEYS)
+                .chain(encoder::ENCODER_KEYS)
+                .chain(profile::PROFILE_KEYS)
                 .chain(&["bogus", "latncy_ms"])
                 .copied()
                 .collect::<Vec<_>>(),
@@ -832,6 +929,12 @@ id = \"b\"
                 "\"16 MiB\"",
                 "\"1 KiB\"",
                 "\"live/cam1\"",
+                "\"h264\"",
+                "\"hitless\"",
+                "\"854x480\"",
+                "\"1500k\"",
+                "[\"-g\", \"50\"]",
+                "0.5",
                 "\"0123456789\"",
                 "\"srt://h:1?streamid=a&passphrase=0123456789\"",
                 "\"srt://h:1?pbkeylen=16\"",

@@ -511,6 +511,49 @@ impl<'a> Field<'a> {
         }
     }
 
+    /// A number (integer or float) in `range`, such as a CPU fraction.
+    pub(super) fn fraction(
+        &self,
+        range: RangeInclusive<f64>,
+        why: &str,
+        report: &mut Report<'_>,
+    ) -> Option<f64> {
+        let value = match self.item.as_value() {
+            Some(Value::Float(f)) => *f.value(),
+            Some(Value::Integer(n)) => *n.value() as f64,
+            _ => {
+                self.wrong_type("a number such as 0.2", report);
+                return None;
+            }
+        };
+        if !range.contains(&value) {
+            self.invalid(
+                report,
+                format!(
+                    "must be between {} and {}{}, got {value}",
+                    range.start(),
+                    range.end(),
+                    why_suffix(why)
+                ),
+            );
+            return None;
+        }
+        Some(value)
+    }
+
+    /// A program to run: a path, or a name looked up in `PATH`.
+    pub(super) fn program(&self, report: &mut Report<'_>) -> Option<std::path::PathBuf> {
+        let text = self.str(report)?;
+        if text.trim().is_empty() || text.contains('\0') {
+            self.invalid(
+                report,
+                "must name a program, such as \"ffmpeg\" (looked up in PATH) or \"/usr/local/bin/ffmpeg\"",
+            );
+            return None;
+        }
+        Some(text.into())
+    }
+
     /// One of a fixed set of words.
     pub(super) fn choice<T: Copy>(
         &self,

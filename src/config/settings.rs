@@ -19,6 +19,29 @@ pub enum SecondPublisher {
     Reject,
 }
 
+/// How a stream's output survives an encoder failover (issue 4 point 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum FailoverMode {
+    /// Encoder output is forwarded at once; after a failover it resumes at
+    /// the new encoder's first IDR after the last PTS sent. Gap ≤ detection
+    /// time + one GOP.
+    #[default]
+    LowLatency,
+    /// Output is held back by one GOP and released only when complete from a
+    /// healthy encoder: no frame lost or repeated, one GOP more latency.
+    Hitless,
+}
+
+/// Whether a second encoder runs in parallel, ready to take over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Standby {
+    /// Failover takes a spare or starts a process.
+    #[default]
+    None,
+    /// A second encoder is fed in parallel, so failover needs no start-up.
+    Hot,
+}
+
 /// Settings that apply to every stream unless the stream overrides them.
 /// The resolved values (stream over `[defaults]` over built-in) are in
 /// [`super::StreamConfig::settings`].
@@ -43,6 +66,14 @@ pub struct StreamSettings {
     pub second_publisher: SecondPublisher,
     /// `allow_pull`: players may pull the stream with `m=request`. Default true.
     pub allow_pull: bool,
+    /// `profile`: the name of the encoder profile (`[[profile]]` or a
+    /// built-in one) the stream is encoded with. Default: `[encoder]
+    /// default_profile`, itself `"h264"` by default.
+    pub profile: String,
+    /// `failover_mode`: `"low-latency"` (default) or `"hitless"`.
+    pub failover_mode: FailoverMode,
+    /// `standby`: `"none"` (default) or `"hot"`.
+    pub standby: Standby,
 }
 
 impl Default for StreamSettings {
@@ -55,6 +86,9 @@ impl Default for StreamSettings {
             revert_after: Duration::from_secs(10),
             second_publisher: SecondPublisher::Backup,
             allow_pull: true,
+            profile: super::profile::H264.to_string(),
+            failover_mode: FailoverMode::LowLatency,
+            standby: Standby::None,
         }
     }
 }
@@ -68,6 +102,9 @@ pub const SETTINGS_KEYS: &[&str] = &[
     "revert_after_ms",
     "second_publisher",
     "allow_pull",
+    "profile",
+    "failover_mode",
+    "standby",
 ];
 
 /// Ring buffer sizes: at least 64 KiB (a GOP of a low-bitrate stream), at
@@ -89,10 +126,12 @@ pub(super) struct ReadSettings {
 }
 
 impl StreamSettings {
-    /// Reads the settings keys of `section` on top of `base`.
+    /// Reads the settings keys of `section` on top of `base`; `profiles`
+    /// are the names a `profile` key may give.
     pub(super) fn read(
         section: &Section<'_>,
         base: &ReadSettings,
+        profiles: &[&str],
         report: &mut Report<'_>,
     ) -> ReadSettings {
         let mut s = base.settings.clone();
@@ -144,6 +183,29 @@ impl StreamSettings {
         }
         if let Some(v) = section.get("allow_pull").and_then(|f| f.bool(report)) {
             s.allow_pull = v;
+        }
+        if let Some(v) = section
+            .get("profile")
+            .and_then(|f| super::profile::read_profile_name(&f, profiles, report))
+        {
+            s.profile = v;
+        }
+        if let Some(v) = section.get("failover_mode").and_then(|f| {
+            f.choice(
+                &[
+                    ("low-latency", FailoverMode::LowLatency),
+                    ("hitless", FailoverMode::Hitless),
+                ],
+                report,
+            )
+        }) {
+            s.failover_mode = v;
+        }
+        if let Some(v) = section
+            .get("standby")
+            .and_then(|f| f.choice(&[("none", Standby::None), ("hot", Standby::Hot)], report))
+        {
+            s.standby = v;
         }
 
         let buffer = section.get("buffer");
@@ -203,6 +265,7 @@ mod tests {
                 revert_after: Duration::ZERO,
                 second_publisher: SecondPublisher::Reject,
                 allow_pull: false,
+                ..StreamSettings::default()
             }
         );
     }

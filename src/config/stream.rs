@@ -57,6 +57,7 @@ impl StreamConfig {
     pub(super) fn read(
         section: &Section<'_>,
         defaults: &ReadSettings,
+        profiles: &[&str],
         claims: &mut Claims,
         report: &mut Report<'_>,
     ) -> Option<StreamConfig> {
@@ -89,7 +90,7 @@ impl StreamConfig {
         });
         let users_field = section.get("users");
         let users = users_field.as_ref().and_then(|f| read_users(f, report));
-        let settings = StreamSettings::read(section, defaults, report).settings;
+        let settings = StreamSettings::read(section, defaults, profiles, report).settings;
 
         let mut inputs = Vec::new();
         let mut main: Option<Section<'_>> = None;

@@ -13,11 +13,15 @@
 //!   and service id, `-pes_payload_size 0`, `-progress` on stderr and TS
 //!   on stdout.
 //!
-//! Spawning, feeding and reaping the process is the shell's job
-//! (`encoder/process`, later).
+//! - [`process`] (shell, tokio): spawning, feeding, reading, scoring and
+//!   reaping one ffmpeg process.
 
 pub mod args;
+pub mod process;
 pub mod profile;
 
 pub use args::{StreamLayout, ffmpeg_args};
+pub use process::{
+    Encoder, EncoderEvent, EncoderOptions, EncoderSpec, FeedError, LOG_BURST, SpawnError,
+};
 pub use profile::{AudioArgs, FfmpegMissing, Profile, ProfileError, VideoArgs, VideoSize};
