@@ -27,6 +27,9 @@ fn config(dir: &TempDir) -> String {
 accept_any_stream = false
 latency_ms = 80
 
+[defaults]
+profile = "passthrough"                # relayed as sent: compared byte for byte
+
 [[stream]]
 id = "live/cam1"
   [[stream.output]]
@@ -320,6 +323,9 @@ fn every_output_kind() {
     );
     let toml = format!(
         r#"
+[defaults]
+profile = "passthrough"
+
 [[stream]]
 id = "live/all"
   [[stream.output]]

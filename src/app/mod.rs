@@ -8,6 +8,7 @@
 //! close (files closed, SRT shutdown sent) before [`Router::shutdown`]
 //! returns.
 
+pub mod encoding;
 pub mod metrics;
 pub mod registry;
 pub mod stream;
@@ -35,6 +36,8 @@ const PLAYER_MAILBOX: usize = 1024;
 pub enum StartError {
     #[error("cannot bind the SRT port {addr} ([srt] listen): {source}")]
     SrtBind { addr: SocketAddr, source: io::Error },
+    #[error(transparent)]
+    Ffmpeg(#[from] crate::encoder::FfmpegMissing),
     #[error("cannot bind input {addr} of stream {stream:?} ([[stream.input]] listen): {source}")]
     InputBind {
         stream: StreamId,
@@ -58,6 +61,7 @@ impl Router {
     /// Binds every socket and starts every task. Must run inside a tokio
     /// runtime.
     pub async fn start(config: Arc<Config>) -> Result<Router, StartError> {
+        check_encoders(&config)?;
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let (players_tx, players_rx) = mpsc::channel(PLAYER_MAILBOX);
@@ -133,4 +137,26 @@ impl Router {
         self.tasks.close();
         tokio::time::timeout(grace, self.tasks.wait()).await.is_ok()
     }
+}
+
+/// Every profile a stream may use (the configured streams', and the
+/// defaults' for streams that arrive by streamid) has its program: a
+/// missing ffmpeg is a start-up error that says how to install it, not a
+/// stream that fails later.
+fn check_encoders(config: &Config) -> Result<(), StartError> {
+    let layout = crate::encoder::StreamLayout::default();
+    let names = config
+        .streams
+        .iter()
+        .map(|s| s.settings.profile.as_str())
+        .chain(config.srt.accept_any_stream.then_some(config.defaults.profile.as_str()));
+    for name in names {
+        if let Some(spec) = config
+            .profile(name)
+            .and_then(|p| crate::encoder::process::EncoderSpec::from_profile(p, &layout))
+        {
+            spec.check_program()?;
+        }
+    }
+    Ok(())
 }

@@ -8,9 +8,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, StreamConfig, StreamId};
+use crate::config::{Config, Standby, StreamConfig, StreamId};
+use crate::encoder::StreamLayout;
+use crate::encoder::process::{EncoderOptions, EncoderSpec};
+use crate::failover::{GiveUp, SupervisorSettings};
 use crate::output::OutputStats;
+use crate::placement::RefusalPolicy;
 
+use super::encoding::{EncodingSetup, Pool};
 use super::metrics::StreamMetrics;
 use super::stream::{PlayerBatch, StreamMsg, StreamTask};
 
@@ -41,6 +46,7 @@ struct Inner {
     players: mpsc::Sender<PlayerBatch>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    pool: Arc<Pool>,
 }
 
 impl Registry {
@@ -50,6 +56,7 @@ impl Registry {
         shutdown: CancellationToken,
         tasks: TaskTracker,
     ) -> Registry {
+        let pool = Arc::new(Pool::new(config.encoder.max_encoders));
         Registry {
             inner: Arc::new(Mutex::new(Inner {
                 config,
@@ -57,6 +64,7 @@ impl Registry {
                 players,
                 shutdown,
                 tasks,
+                pool,
             })),
         }
     }
@@ -111,8 +119,10 @@ impl Registry {
             handle_outputs.push((name.clone(), stats));
             outputs.push((name, sender));
         }
+        let encoding = encoding_setup(&inner, &config);
         let metrics = Arc::new(StreamMetrics::default());
         let task = StreamTask {
+            encoding,
             config,
             configured,
             outputs,
@@ -157,6 +167,11 @@ impl Registry {
         }
     }
 
+    /// Encoder processes running, router-wide.
+    pub fn encoders_running(&self) -> usize {
+        self.lock().pool.running()
+    }
+
     /// The running streams, for the API and metrics.
     pub fn snapshot(&self) -> Vec<(StreamId, StreamHandle)> {
         let inner = self.lock();
@@ -168,4 +183,31 @@ impl Registry {
         streams.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
         streams
     }
+}
+
+/// How a stream is encoded: `None` for the passthrough profile.
+fn encoding_setup(inner: &Inner, stream: &StreamConfig) -> Option<EncodingSetup> {
+    let config = &inner.config;
+    let profile = config.stream_profile(stream)?;
+    let spec = EncoderSpec::from_profile(profile, &StreamLayout::default())?;
+    let settings = &stream.settings;
+    Some(EncodingSetup {
+        spec,
+        options: EncoderOptions {
+            health: config.encoder.health(),
+            ..EncoderOptions::default()
+        },
+        supervisor: SupervisorSettings {
+            degraded_grace: config.encoder.degraded_grace,
+            hot_standby: settings.standby == Standby::Hot,
+            give_up: match config.encoder.on_no_capacity {
+                RefusalPolicy::Passthrough => GiveUp::Passthrough,
+                RefusalPolicy::Reject => GiveUp::Stop,
+            },
+            ..SupervisorSettings::default()
+        },
+        mode: settings.failover_mode,
+        pool: inner.pool.clone(),
+        tasks: inner.tasks.clone(),
+    })
 }

@@ -22,6 +22,7 @@ use crate::ingest::srt::ConnId;
 use crate::output::{Batch, FeedSender, Offer};
 use crate::ring::{ConsumerId, QueueLimits, RingLimits, StreamBuffer};
 
+use super::encoding::{ENCODER_MAILBOX, EncoderMsg, Encoding, EncodingSetup, GivenUp};
 use super::metrics::StreamMetrics;
 use super::registry::Registry;
 
@@ -113,6 +114,8 @@ enum Target {
 #[derive(Debug)]
 pub struct StreamTask {
     pub config: Arc<StreamConfig>,
+    /// How the stream is encoded; `None`: passthrough.
+    pub encoding: Option<EncodingSetup>,
     /// Listed in the configuration (kept when idle).
     pub configured: bool,
     /// The configured outputs' feeds, by name.
@@ -129,7 +132,14 @@ pub struct StreamTask {
 
 struct Running {
     id: StreamId,
+    /// The input ring: the selected input, spliced.
     buffer: StreamBuffer,
+    /// The encoders and the published ring; `None`: the input ring is
+    /// published as it is.
+    encoding: Option<Encoding>,
+    /// The encoding gave up with `on_no_capacity = "reject"`: nothing is
+    /// published any more.
+    stopped: bool,
     switch: InputSwitch,
     limits: QueueLimits,
     slots: Vec<Slot>,
@@ -153,6 +163,7 @@ impl StreamTask {
     pub async fn run(self) {
         let StreamTask {
             config,
+            encoding,
             configured,
             outputs,
             outputs_done,
@@ -178,9 +189,14 @@ impl StreamTask {
             }
         };
         let queue = settings.consumer_queue.as_usize();
+        let (encoder_tx, mut encoder_rx) = mpsc::channel::<EncoderMsg>(ENCODER_MAILBOX);
+        let encoding =
+            encoding.and_then(|setup| Encoding::new(config.id.clone(), setup, ring, encoder_tx));
         let mut stream = Running {
             id: config.id.clone(),
             buffer,
+            encoding,
+            stopped: false,
             switch: InputSwitch::new(InputSettings::from_stream(settings)),
             limits: QueueLimits {
                 capacity: queue,
@@ -196,12 +212,19 @@ impl StreamTask {
         for (name, sender) in outputs {
             stream.handle(StreamMsg::AttachOutput { name, sender });
         }
-        tracing::info!(stream = %stream.id, configured, "stream started");
+        tracing::info!(
+            stream = %stream.id, configured,
+            profile = %config.settings.profile,
+            encoded = stream.encoding.is_some(),
+            "stream started"
+        );
+        stream.apply_encoding();
         let mut retry = tokio::time::interval(RETRY_INTERVAL);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut idle_check = tokio::time::interval(Duration::from_secs(1));
         loop {
             let switch_deadline = stream.switch.poll_timeout().map(Instant::from_std);
+            let encoding_deadline = stream.encoding.as_ref().and_then(Encoding::poll_timeout);
             let waiting = stream.slots.iter().any(|s| s.pending.is_some());
             tokio::select! {
                 biased;
@@ -223,12 +246,30 @@ impl StreamTask {
                     stream.timeout();
                     stream.pump();
                 }
+                Some(msg) = encoder_rx.recv() => {
+                    stream.encoder_msg(msg);
+                    for _ in 0..256 {
+                        match encoder_rx.try_recv() {
+                            Ok(msg) => stream.encoder_msg(msg),
+                            Err(_) => break,
+                        }
+                    }
+                    stream.pump();
+                }
+                () = sleep_until(encoding_deadline) => {
+                    if let Some(encoding) = stream.encoding.as_mut() {
+                        encoding.handle_timeout(&mut stream.buffer);
+                    }
+                    stream.apply_encoding();
+                    stream.pump();
+                }
                 _ = retry.tick(), if waiting => stream.pump(),
                 _ = idle_check.tick() => {
                     stream.publish_metrics();
                     if !configured && stream.idle_for() >= IDLE_STREAM_TIMEOUT
                         && registry.remove_if_idle(&stream.id, &mailbox)
                     {
+                        stream.stop_encoders();
                         tracing::info!(stream = %stream.id, "idle stream removed");
                         outputs_done.cancel();
                         return;
@@ -282,7 +323,8 @@ impl Running {
             }
             StreamMsg::AttachPlayer { conn } => {
                 self.last_activity = now;
-                let consumer = self.buffer.attach(self.limits);
+                let limits = self.limits;
+                let consumer = self.published().attach(limits);
                 tracing::info!(stream = %self.id, conn = conn.0, "player attached");
                 self.slots.push(Slot {
                     consumer,
@@ -292,9 +334,13 @@ impl Running {
             }
             StreamMsg::DetachPlayer { conn } => {
                 self.last_activity = now;
+                let published = match self.encoding.as_mut() {
+                    Some(encoding) => &mut encoding.out,
+                    None => &mut self.buffer,
+                };
                 self.slots.retain(|slot| {
                     if matches!(slot.target, Target::Player { conn: c } if c == conn) {
-                        self.buffer.detach(slot.consumer);
+                        published.detach(slot.consumer);
                         false
                     } else {
                         true
@@ -302,7 +348,8 @@ impl Running {
                 });
             }
             StreamMsg::AttachOutput { name, sender } => {
-                let consumer = self.buffer.attach(self.limits);
+                let limits = self.limits;
+                let consumer = self.published().attach(limits);
                 self.slots.push(Slot {
                     consumer,
                     target: Target::Output { name, sender },
@@ -318,10 +365,65 @@ impl Running {
         self.drain_switch();
     }
 
+    /// The ring outputs and players consume.
+    fn published(&mut self) -> &mut StreamBuffer {
+        match self.encoding.as_mut() {
+            Some(encoding) => &mut encoding.out,
+            None => &mut self.buffer,
+        }
+    }
+
+    fn encoder_msg(&mut self, msg: EncoderMsg) {
+        if let Some(encoding) = self.encoding.as_mut() {
+            encoding.handle(&mut self.buffer, msg);
+            encoding.feed(&mut self.buffer);
+        }
+        self.apply_encoding();
+    }
+
+    /// Starts what the encoder supervisor asked for, and falls back when
+    /// it gave up.
+    fn apply_encoding(&mut self) {
+        let Some(encoding) = self.encoding.as_mut() else {
+            return;
+        };
+        encoding.apply(&mut self.buffer);
+        encoding.feed(&mut self.buffer);
+        let Some(given_up) = encoding.given_up() else {
+            return;
+        };
+        encoding.stop_all(&mut self.buffer);
+        let mut encoding = self.encoding.take();
+        match given_up {
+            GivenUp::Passthrough => {
+                tracing::error!(stream = %self.id, "publishing the input unencoded (passthrough)");
+                for slot in &mut self.slots {
+                    if let Some(e) = encoding.as_mut() {
+                        e.out.detach(slot.consumer);
+                    }
+                    slot.consumer = self.buffer.attach(self.limits);
+                    slot.pending = None;
+                }
+            }
+            GivenUp::StopStream => {
+                tracing::error!(stream = %self.id, "stream stopped: no encoder could run it");
+                self.stopped = true;
+                for slot in self.slots.drain(..) {
+                    if let Some(e) = encoding.as_mut() {
+                        e.out.detach(slot.consumer);
+                    }
+                }
+            }
+        }
+    }
+
     /// Moves the input switch's output into the ring, and logs its events.
     fn drain_switch(&mut self) {
         for packet in self.spliced.drain(..) {
             self.buffer.push(packet);
+        }
+        if let Some(encoding) = self.encoding.as_mut() {
+            encoding.feed(&mut self.buffer);
         }
         while let Some(event) = self.switch.poll_event() {
             match event {
@@ -359,13 +461,17 @@ impl Running {
     /// targets have room.
     fn pump(&mut self) {
         let mut closed = Vec::new();
+        let published = match self.encoding.as_mut() {
+            Some(encoding) => &mut encoding.out,
+            None => &mut self.buffer,
+        };
         for (at, slot) in self.slots.iter_mut().enumerate() {
             if let Target::Output { sender, name } = &slot.target
                 && sender.take_rejoin()
             {
                 tracing::debug!(stream = %self.id, output = %name, "output restarts at a splice point");
-                self.buffer.detach(slot.consumer);
-                slot.consumer = self.buffer.attach(self.limits);
+                published.detach(slot.consumer);
+                slot.consumer = published.attach(self.limits);
                 slot.pending = None;
             }
             loop {
@@ -373,7 +479,7 @@ impl Running {
                     Some(batch) => batch,
                     None => {
                         let mut batch = Vec::new();
-                        self.buffer.take(
+                        published.take(
                             slot.consumer,
                             BATCH_PACKETS * crate::ts::PACKET_SIZE,
                             &mut batch,
@@ -412,7 +518,7 @@ impl Running {
         }
         for at in closed.into_iter().rev() {
             let slot = self.slots.swap_remove(at);
-            self.buffer.detach(slot.consumer);
+            published.detach(slot.consumer);
             if let Target::Output { name, .. } = slot.target {
                 tracing::warn!(stream = %self.id, output = %name, "output task ended");
             }
@@ -435,10 +541,19 @@ impl Running {
         self.metrics.set_buffer(&self.buffer.stats());
     }
 
+    /// Stops the encoders (shutdown).
+    fn stop_encoders(&mut self) {
+        if let Some(encoding) = self.encoding.as_mut() {
+            encoding.flush();
+            encoding.stop_all(&mut self.buffer);
+        }
+    }
+
     /// Shutdown: flushes what the demux holds and hands the rest of every
     /// queue to its output (outputs drain their feed before closing).
     fn finish(&mut self) {
         self.buffer.finish();
+        self.stop_encoders();
         self.pump();
         self.publish_metrics();
     }

@@ -136,8 +136,13 @@ pub enum FailoverEvent {
         to: EncoderId,
         reason: MoveReason,
         /// From the first sign of trouble (the health transition that
-        /// started it) to this decision.
+        /// started it) to the decision to move: 0 for a failure, the
+        /// grace for a degraded encoder. (How long the failure itself took
+        /// to be seen is the health scorer's: its event says.)
         detection: Duration,
+        /// From the decision to the switch: the replacement's start-up (0
+        /// with a ready hot standby).
+        startup: Duration,
         /// `to` was already running (hot standby or an earlier start).
         warm: bool,
     },
@@ -173,6 +178,8 @@ pub struct EncoderSupervisor {
     /// A replacement was asked for: switch to it when ready. With the
     /// trouble's start time and reason.
     moving: Option<(EncoderId, Instant, MoveReason)>,
+    /// When the move under way was decided.
+    decided: Option<Instant>,
     failures: VecDeque<Instant>,
     backoffs: u32,
     backoff_until: Option<Instant>,
@@ -190,6 +197,7 @@ impl EncoderSupervisor {
             active: None,
             others: Vec::new(),
             moving: None,
+            decided: None,
             failures: VecDeque::new(),
             backoffs: 0,
             backoff_until: None,
@@ -199,6 +207,7 @@ impl EncoderSupervisor {
         };
         let first = s.start(now, false);
         s.active = s.take_other(first);
+        s.actions.push_back(Action::SwitchTo { to: first });
         if settings.hot_standby {
             s.start(now, true);
         }
@@ -398,6 +407,7 @@ impl EncoderSupervisor {
         if self.gave_up {
             return;
         }
+        self.decided.get_or_insert(now);
         if let Some(ready) = self
             .others
             .iter()
@@ -473,11 +483,13 @@ impl EncoderSupervisor {
             if now.saturating_duration_since(old.started) >= self.settings.crash_window {
                 self.backoffs = 0;
             }
+            let decided = self.decided.take().unwrap_or(now);
             self.events.push_back(FailoverEvent::Failover {
                 from: old.id,
                 to,
                 reason,
-                detection: now.saturating_duration_since(since),
+                detection: decided.saturating_duration_since(since),
+                startup: now.saturating_duration_since(decided),
                 warm,
             });
         }
@@ -536,10 +548,13 @@ mod tests {
         let mut s = EncoderSupervisor::new(t0, SupervisorSettings::default());
         assert_eq!(
             drain(&mut s),
-            [Action::Start {
-                id: EncoderId(1),
-                standby: false
-            }]
+            [
+                Action::Start {
+                    id: EncoderId(1),
+                    standby: false
+                },
+                Action::SwitchTo { to: EncoderId(1) }
+            ]
         );
         s.on_ready(t0 + ms(200), EncoderId(1));
         assert_eq!(s.active(), Some(EncoderId(1)));
@@ -561,6 +576,7 @@ mod tests {
             from,
             to,
             detection,
+            startup,
             warm,
             ..
         } = event
@@ -568,7 +584,7 @@ mod tests {
             panic!("{event:?}")
         };
         assert_eq!((from, to, warm), (EncoderId(1), EncoderId(2), false));
-        assert_eq!(detection, ms(300));
+        assert_eq!((detection, startup), (Duration::ZERO, ms(300)));
     }
 
     #[test]
@@ -579,7 +595,7 @@ mod tests {
             ..SupervisorSettings::default()
         };
         let mut s = EncoderSupervisor::new(t0, settings);
-        assert_eq!(drain(&mut s).len(), 2);
+        assert_eq!(drain(&mut s).len(), 3);
         s.on_ready(t0 + ms(100), EncoderId(1));
         s.on_ready(t0 + ms(120), EncoderId(2));
         s.on_health(t0 + ms(900), EncoderId(1), HealthState::Failed, "exited");
@@ -630,8 +646,8 @@ mod tests {
         s.on_ready(t0 + ms(6200), EncoderId(2));
         assert!(matches!(
             s.poll_event(),
-            Some(FailoverEvent::Failover { reason: MoveReason::Degraded(_), detection, .. })
-                if detection == ms(2200)
+            Some(FailoverEvent::Failover { reason: MoveReason::Degraded(_), detection, startup, .. })
+                if detection == ms(2000) && startup == ms(200)
         ));
     }
 

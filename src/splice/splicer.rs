@@ -121,6 +121,20 @@ impl Splicer {
         self.frame_hold = on;
     }
 
+    /// The latest video PTS sent (in presentation order), if any.
+    pub fn last_video_pts(&self) -> Option<Timestamp> {
+        self.output.max_pts
+    }
+
+    /// The active source's frame duration in 90 kHz ticks (or the
+    /// configured default until it is known).
+    pub fn frame_ticks(&self) -> u64 {
+        self.active
+            .and_then(|a| self.source(a))
+            .and_then(|s| s.tap.frame_ticks)
+            .unwrap_or(self.settings.default_frame_ticks)
+    }
+
     pub fn poll_event(&mut self) -> Option<SpliceEvent> {
         self.events.pop_front()
     }
