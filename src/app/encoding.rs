@@ -20,7 +20,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -30,6 +29,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{FailoverMode, StreamId};
 use crate::encoder::process::{Encoder, EncoderEvent, EncoderOptions, EncoderSpec};
+
+use super::pool::{EncoderPool, Taken};
 use crate::failover::{Action, EncoderId, EncoderSupervisor, FailoverEvent, SupervisorSettings};
 use crate::ring::{ConsumerId, QueueLimits, RingLimits, StreamBuffer};
 use crate::splice::{GopGate, SourceId, SpliceEvent, SpliceSettings, Splicer, Timeline};
@@ -46,42 +47,6 @@ const FEED_BYTES: usize = 64 * PACKET_SIZE;
 /// Messages from the encoders' reader tasks to the stream task.
 pub const ENCODER_MAILBOX: usize = 1024;
 
-/// Encoder processes running, router-wide, against `[encoder]
-/// max_encoders`.
-#[derive(Debug)]
-pub struct Pool {
-    running: AtomicUsize,
-    max: usize,
-}
-
-impl Pool {
-    pub fn new(max: usize) -> Pool {
-        Pool {
-            running: AtomicUsize::new(0),
-            max,
-        }
-    }
-
-    /// Takes a process slot, if one is free.
-    fn acquire(&self) -> bool {
-        self.running
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.max).then_some(n + 1)
-            })
-            .is_ok()
-    }
-
-    fn release(&self) {
-        let _ = self
-            .running
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-    }
-
-    pub fn running(&self) -> usize {
-        self.running.load(Ordering::Acquire)
-    }
-}
-
 /// Everything a stream needs to run encoders.
 #[derive(Debug, Clone)]
 pub struct EncodingSetup {
@@ -89,7 +54,9 @@ pub struct EncodingSetup {
     pub options: EncoderOptions,
     pub supervisor: SupervisorSettings,
     pub mode: FailoverMode,
-    pub pool: Arc<Pool>,
+    pub pool: Arc<EncoderPool>,
+    /// Estimated CPU cores one encoder of this profile takes.
+    pub cost: f64,
     pub tasks: TaskTracker,
 }
 
@@ -243,21 +210,21 @@ impl Encoding {
 
     fn start(&mut self, input: &mut StreamBuffer, id: EncoderId, standby: bool) {
         let now = Instant::now().into_std();
-        if !self.setup.pool.acquire() {
-            tracing::warn!(
-                stream = %self.stream, encoder = id.0, max = self.setup.pool.max,
-                "no encoder capacity (max_encoders reached)"
-            );
-            self.supervisor
-                .on_exited(now, id, "not started: max_encoders reached");
-            return;
-        }
         let mut options = self.setup.options.clone();
         options.label = format!("{}#{}", self.stream, id.0);
-        let mut encoder = match Encoder::spawn(&self.setup.spec, options) {
-            Ok(encoder) => encoder,
-            Err(e) => {
-                self.setup.pool.release();
+        let mut encoder = match self
+            .setup
+            .pool
+            .take(&self.setup.spec, options, self.setup.cost)
+        {
+            Taken::Encoder(encoder) => *encoder,
+            Taken::Refused(reason) => {
+                tracing::warn!(stream = %self.stream, encoder = id.0, "encoder not started: {reason}");
+                self.supervisor
+                    .on_exited(now, id, "not started: no capacity");
+                return;
+            }
+            Taken::Failed(e) => {
                 tracing::error!(stream = %self.stream, encoder = id.0, "{e}");
                 self.supervisor.on_exited(now, id, &e.to_string());
                 return;
@@ -307,11 +274,10 @@ impl Encoding {
         if self.splicer.active() != Some(SourceId(id.0 as u32)) {
             self.splicer.remove_source(SourceId(id.0 as u32));
         }
-        let pool = self.setup.pool.clone();
+        self.setup.pool.release();
         let stream = self.stream.clone();
         self.setup.tasks.spawn(async move {
             let status = slot.encoder.stop(STOP_GRACE).await;
-            pool.release();
             tracing::info!(stream = %stream, encoder = id.0, %status, "encoder stopped");
         });
     }

@@ -10,6 +10,7 @@
 
 pub mod encoding;
 pub mod metrics;
+pub mod pool;
 pub mod registry;
 pub mod stream;
 
@@ -94,6 +95,9 @@ impl Router {
         for stream in &config.streams {
             registry.get_or_start(&stream.id);
         }
+        // Spares first: a stream's first encoder then needs no spawn.
+        registry.pool().refill();
+        tasks.spawn(watch_spares(registry.clone(), shutdown.clone()));
         tasks.spawn(srt.run(players_rx, shutdown.clone()));
         for ingest in ingests {
             tasks.spawn(ingest.run(shutdown.clone()));
@@ -135,7 +139,11 @@ impl Router {
     pub async fn shutdown(self, grace: Duration) -> bool {
         self.shutdown.cancel();
         self.tasks.close();
-        tokio::time::timeout(grace, self.tasks.wait()).await.is_ok()
+        let finished = tokio::time::timeout(grace, self.tasks.wait()).await.is_ok();
+        for spare in self.registry.pool().clear() {
+            spare.stop(Duration::from_millis(500)).await;
+        }
+        finished
     }
 }
 
@@ -149,7 +157,12 @@ fn check_encoders(config: &Config) -> Result<(), StartError> {
         .streams
         .iter()
         .map(|s| s.settings.profile.as_str())
-        .chain(config.srt.accept_any_stream.then_some(config.defaults.profile.as_str()));
+        .chain(
+            config
+                .srt
+                .accept_any_stream
+                .then_some(config.defaults.profile.as_str()),
+        );
     for name in names {
         if let Some(spec) = config
             .profile(name)
@@ -159,4 +172,15 @@ fn check_encoders(config: &Config) -> Result<(), StartError> {
         }
     }
     Ok(())
+}
+
+/// Replaces spares that died while waiting.
+async fn watch_spares(registry: Registry, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => registry.pool().check_spares(),
+        }
+    }
 }

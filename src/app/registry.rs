@@ -15,8 +15,9 @@ use crate::failover::{GiveUp, SupervisorSettings};
 use crate::output::OutputStats;
 use crate::placement::RefusalPolicy;
 
-use super::encoding::{EncodingSetup, Pool};
+use super::encoding::EncodingSetup;
 use super::metrics::StreamMetrics;
+use super::pool::EncoderPool;
 use super::stream::{PlayerBatch, StreamMsg, StreamTask};
 
 /// Messages queued for one stream task at most: ~5 MB of datagrams. A
@@ -46,7 +47,7 @@ struct Inner {
     players: mpsc::Sender<PlayerBatch>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
-    pool: Arc<Pool>,
+    pool: Arc<EncoderPool>,
 }
 
 impl Registry {
@@ -56,7 +57,7 @@ impl Registry {
         shutdown: CancellationToken,
         tasks: TaskTracker,
     ) -> Registry {
-        let pool = Arc::new(Pool::new(config.encoder.max_encoders));
+        let pool = Arc::new(encoder_pool(&config));
         Registry {
             inner: Arc::new(Mutex::new(Inner {
                 config,
@@ -167,9 +168,9 @@ impl Registry {
         }
     }
 
-    /// Encoder processes running, router-wide.
-    pub fn encoders_running(&self) -> usize {
-        self.lock().pool.running()
+    /// The router's encoder pool.
+    pub fn pool(&self) -> Arc<EncoderPool> {
+        self.lock().pool.clone()
     }
 
     /// The running streams, for the API and metrics.
@@ -208,6 +209,27 @@ fn encoding_setup(inner: &Inner, stream: &StreamConfig) -> Option<EncodingSetup>
         },
         mode: settings.failover_mode,
         pool: inner.pool.clone(),
+        cost: crate::placement::estimated_cost(profile),
         tasks: inner.tasks.clone(),
     })
+}
+
+/// The pool, with spares of the default profile when some stream can use
+/// it (a configured stream, or any streamid with `[defaults]`).
+fn encoder_pool(config: &Config) -> EncoderPool {
+    let default = config.encoder.default_profile.as_str();
+    let used = config.streams.iter().any(|s| s.settings.profile == default)
+        || (config.srt.accept_any_stream && config.defaults.profile == default);
+    let spare_spec = config
+        .profile(default)
+        .filter(|_| used)
+        .and_then(|p| EncoderSpec::from_profile(p, &StreamLayout::default()));
+    EncoderPool::new(
+        config.encoder.placement(),
+        spare_spec,
+        EncoderOptions {
+            health: config.encoder.health(),
+            ..EncoderOptions::default()
+        },
+    )
 }

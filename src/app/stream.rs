@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{InputRole, StreamConfig, StreamId};
-use crate::failover::{InputEvent, InputSettings, InputSwitch};
+use crate::failover::{GiveUp, InputEvent, InputSettings, InputSwitch};
 use crate::ingest::srt::ConnId;
 use crate::output::{Batch, FeedSender, Offer};
 use crate::ring::{ConsumerId, QueueLimits, RingLimits, StreamBuffer};
@@ -190,13 +190,25 @@ impl StreamTask {
         };
         let queue = settings.consumer_queue.as_usize();
         let (encoder_tx, mut encoder_rx) = mpsc::channel::<EncoderMsg>(ENCODER_MAILBOX);
-        let encoding =
-            encoding.and_then(|setup| Encoding::new(config.id.clone(), setup, ring, encoder_tx));
+        let mut refused = false;
+        let encoding = encoding.and_then(|setup| match setup.pool.admit(setup.cost) {
+            Ok(()) => Encoding::new(config.id.clone(), setup, ring, encoder_tx),
+            Err(reason) => {
+                refused = setup.supervisor.give_up == GiveUp::Stop;
+                tracing::warn!(
+                    stream = %config.id,
+                    "stream refused an encoder: {reason}; it {}",
+                    if refused { "is not published (on_no_capacity = \"reject\")" }
+                    else { "runs unencoded (on_no_capacity = \"passthrough\")" }
+                );
+                None
+            }
+        });
         let mut stream = Running {
             id: config.id.clone(),
             buffer,
             encoding,
-            stopped: false,
+            stopped: refused,
             switch: InputSwitch::new(InputSettings::from_stream(settings)),
             limits: QueueLimits {
                 capacity: queue,
@@ -320,6 +332,9 @@ impl Running {
                     self.switch.remove_input(now.into_std(), role);
                     self.drain_switch();
                 }
+            }
+            StreamMsg::AttachOutput { .. } | StreamMsg::AttachPlayer { .. } if self.stopped => {
+                tracing::debug!(stream = %self.id, "not published: consumer ignored");
             }
             StreamMsg::AttachPlayer { conn } => {
                 self.last_activity = now;
