@@ -24,8 +24,8 @@
 
 pub mod app;
 pub mod config;
-pub mod failover;
 pub mod encoder;
+pub mod failover;
 pub mod fuzz_harness;
 pub mod health;
 pub mod ingest;

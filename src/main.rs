@@ -115,7 +115,10 @@ fn run(file: Option<&Path>, log_json: bool) -> ExitCode {
             for error in &errors {
                 eprintln!("{error}");
             }
-            eprintln!("switchyard run: the configuration has {}", count(errors.len(), "error"));
+            eprintln!(
+                "switchyard run: the configuration has {}",
+                count(errors.len(), "error")
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -151,8 +154,10 @@ fn run(file: Option<&Path>, log_json: bool) -> ExitCode {
 
 async fn wait_for_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-    else {
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         // Without signal handlers Ctrl-C still kills the process; there is
         // just no graceful path.
         return std::future::pending().await;
@@ -165,7 +170,8 @@ async fn wait_for_signal() -> &'static str {
 
 fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("SWITCHYARD_LOG").unwrap_or_else(|_| EnvFilter::new("info,srt_protocol=warn"));
+    let filter = EnvFilter::try_from_env("SWITCHYARD_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,srt_protocol=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)

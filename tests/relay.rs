@@ -13,8 +13,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    Proc, TempDir, TestRouter, assert_relayed_within, capture_path, ffmpeg_send, probe_bytes, probe_file,
-    require,
+    Proc, TempDir, TestRouter, assert_relayed_within, capture_path, ffmpeg_send, probe_bytes,
+    probe_file, require,
 };
 
 const SECRET: &str = "correct-horse-battery";
@@ -71,7 +71,12 @@ const SETTLE: Duration = Duration::from_millis(1500);
 
 /// Runs a publisher to completion against a fresh router, stops the router
 /// (which flushes and closes the file outputs) and checks the recording.
-fn relay(case: &str, file: &str, tail_loss: u64, publisher: impl FnOnce(&TestRouter, &TempDir) -> Vec<Proc>) {
+fn relay(
+    case: &str,
+    file: &str,
+    tail_loss: u64,
+    publisher: impl FnOnce(&TestRouter, &TempDir) -> Vec<Proc>,
+) {
     let dir = TempDir::new(case);
     let router = TestRouter::start(&config(&dir));
     let mut procs = publisher(&router, &dir);
@@ -118,14 +123,19 @@ fn ffmpeg_srt_access_control_streamid_with_passphrase() {
     if !require("ffmpeg") {
         return;
     }
-    relay("ffmpeg-ac-aes256", "secret.ts", SRT_TAIL_LOSS, |router, _| {
-        let query = format!(
-            "streamid={}&passphrase={SECRET}&pbkeylen=32&pkt_size=1316",
-            access_control("live/secret", "publish")
-        );
-        let url = srt_url(router, &query);
-        vec![Proc::spawn("ffmpeg", &mut ffmpeg_send("mpegts", &url))]
-    });
+    relay(
+        "ffmpeg-ac-aes256",
+        "secret.ts",
+        SRT_TAIL_LOSS,
+        |router, _| {
+            let query = format!(
+                "streamid={}&passphrase={SECRET}&pbkeylen=32&pkt_size=1316",
+                access_control("live/secret", "publish")
+            );
+            let url = srt_url(router, &query);
+            vec![Proc::spawn("ffmpeg", &mut ffmpeg_send("mpegts", &url))]
+        },
+    );
 }
 
 /// A free UDP port of 127.0.0.1 (released just before use).
@@ -139,22 +149,27 @@ fn srt_live_transmit_publisher() {
     if !require("ffmpeg") || !require("srt-live-transmit") {
         return;
     }
-    relay("srt-live-transmit", "cam1.ts", SRT_TAIL_LOSS, |router, _| {
-        // ffmpeg paces the capture into srt-live-transmit over UDP.
-        let port = free_udp_port();
-        let relay = Proc::spawn(
-            "srt-live-transmit",
-            Command::new("srt-live-transmit")
-                .arg("-q")
-                .arg(format!("udp://127.0.0.1:{port}"))
-                .arg(srt_url(router, "streamid=live/cam1"))
-                .stdout(Stdio::null()),
-        );
-        std::thread::sleep(Duration::from_millis(300));
-        let url = format!("udp://127.0.0.1:{port}?pkt_size=1316");
-        let ffmpeg = Proc::spawn("ffmpeg", &mut ffmpeg_send("mpegts", &url));
-        vec![ffmpeg, relay]
-    });
+    relay(
+        "srt-live-transmit",
+        "cam1.ts",
+        SRT_TAIL_LOSS,
+        |router, _| {
+            // ffmpeg paces the capture into srt-live-transmit over UDP.
+            let port = free_udp_port();
+            let relay = Proc::spawn(
+                "srt-live-transmit",
+                Command::new("srt-live-transmit")
+                    .arg("-q")
+                    .arg(format!("udp://127.0.0.1:{port}"))
+                    .arg(srt_url(router, "streamid=live/cam1"))
+                    .stdout(Stdio::null()),
+            );
+            std::thread::sleep(Duration::from_millis(300));
+            let url = format!("udp://127.0.0.1:{port}?pkt_size=1316");
+            let ffmpeg = Proc::spawn("ffmpeg", &mut ffmpeg_send("mpegts", &url));
+            vec![ffmpeg, relay]
+        },
+    );
 }
 
 #[test]
@@ -211,7 +226,10 @@ fn players_pull_with_m_request() {
     let url = srt_url(&router, "streamid=live/cam1&pkt_size=1316");
     let mut publisher = Proc::spawn("ffmpeg", &mut ffmpeg_send("mpegts", &url));
     assert!(router.wait_for_data("live/cam1", Duration::from_secs(10)));
-    let pull = srt_url(&router, &format!("streamid={}", access_control("live/cam1", "request")));
+    let pull = srt_url(
+        &router,
+        &format!("streamid={}", access_control("live/cam1", "request")),
+    );
     let ffmpeg_out = dir.path("ffmpeg-player.ts");
     let mut ffmpeg_player = Proc::spawn(
         "ffmpeg player",
@@ -242,7 +260,10 @@ fn players_pull_with_m_request() {
     std::thread::sleep(SETTLE);
     slt_player.signal("INT");
     let ffmpeg_status = ffmpeg_player.wait_timeout(Duration::from_secs(10));
-    assert!(ffmpeg_status.is_some_and(|s| s.success()), "ffmpeg player: {ffmpeg_status:?}");
+    assert!(
+        ffmpeg_status.is_some_and(|s| s.success()),
+        "ffmpeg player: {ffmpeg_status:?}"
+    );
     std::thread::sleep(Duration::from_millis(300));
     drop((ffmpeg_player, slt_player));
     assert!(router.stop());
@@ -251,8 +272,15 @@ fn players_pull_with_m_request() {
     assert_eq!(report.cc_errors, 0, "ffmpeg player: {report}");
     let video = report.video.as_ref().expect("ffmpeg player: video");
     assert_eq!(video.frames_before_first_idr, 0, "ffmpeg player: {report}");
-    assert_eq!(video.pts_backwards + video.duplicate_pts, 0, "ffmpeg player: {report}");
-    assert!(video.frames >= 70 && video.idr_pts.len() >= 2, "ffmpeg player: {report}");
+    assert_eq!(
+        video.pts_backwards + video.duplicate_pts,
+        0,
+        "ffmpeg player: {report}"
+    );
+    assert!(
+        video.frames >= 70 && video.idr_pts.len() >= 2,
+        "ffmpeg player: {report}"
+    );
     assert_relayed_within(
         "srt-live-transmit player",
         &probe_file(&slt_out),
@@ -345,13 +373,19 @@ id = "live/all"
     assert!(router.stop());
     let udp_data = udp_thread.join().expect("receiver thread");
     let receiver_exit = srt_receiver.wait_timeout(Duration::from_secs(5));
-    assert!(receiver_exit.is_some(), "the SRT output never closed its session");
+    assert!(
+        receiver_exit.is_some(),
+        "the SRT output never closed its session"
+    );
     drop(srt_receiver);
     let file_data = std::fs::read(dir.path("file-out.ts")).expect("the recording");
     assert_relayed_within("file output", &probe_bytes(&file_data), true, SRT_TAIL_LOSS);
     // Every output starts at the same splice point with the same
     // continuity counters: the same bytes.
-    assert!(udp_data == file_data, "udp output differs from the file output");
+    assert!(
+        udp_data == file_data,
+        "udp output differs from the file output"
+    );
     let srt_data = std::fs::read(&srt_out).expect("the SRT receiver's output");
     assert!(
         srt_data == file_data,

@@ -63,12 +63,11 @@ impl Router {
         let (players_tx, players_rx) = mpsc::channel(PLAYER_MAILBOX);
         let registry = Registry::new(config.clone(), players_tx, shutdown.clone(), tasks.clone());
         let srt_metrics = Arc::new(SrtMetrics::default());
-        let srt = SrtListener::bind(config.clone(), registry.clone(), srt_metrics.clone()).map_err(
-            |source| StartError::SrtBind {
+        let srt = SrtListener::bind(config.clone(), registry.clone(), srt_metrics.clone())
+            .map_err(|source| StartError::SrtBind {
                 addr: config.srt.listen,
                 source,
-            },
-        )?;
+            })?;
         let srt_addr = srt.local_addr().unwrap_or(config.srt.listen);
         let ingests = udp::bind_all(&config, &registry).map_err(|(stream, addr, source)| {
             StartError::InputBind {
@@ -79,7 +78,12 @@ impl Router {
         })?;
         let input_addrs = ingests
             .iter()
-            .map(|i| (i.stream().clone(), i.local_addr().unwrap_or(i.config_listen())))
+            .map(|i| {
+                (
+                    i.stream().clone(),
+                    i.local_addr().unwrap_or(i.config_listen()),
+                )
+            })
             .collect();
         // Configured streams run from the start, so their outputs are up
         // before the first publisher.

@@ -57,7 +57,10 @@ impl std::fmt::Display for InputSource {
 #[derive(Debug)]
 pub enum StreamMsg {
     /// One datagram's worth of TS packets from an input.
-    Data { role: InputRole, data: Bytes },
+    Data {
+        role: InputRole,
+        data: Bytes,
+    },
     /// An input connected (SRT publishers; UDP and RTP inputs are up from
     /// the start and known lost by their silence).
     InputUp {
@@ -71,10 +74,17 @@ pub enum StreamMsg {
         source: InputSource,
     },
     /// An SRT player (`m=request`) to feed through the SRT port task.
-    AttachPlayer { conn: ConnId },
-    DetachPlayer { conn: ConnId },
+    AttachPlayer {
+        conn: ConnId,
+    },
+    DetachPlayer {
+        conn: ConnId,
+    },
     /// An output task's feed.
-    AttachOutput { name: String, sender: FeedSender },
+    AttachOutput {
+        name: String,
+        sender: FeedSender,
+    },
 }
 
 /// Packets for one SRT player, to the SRT port task.
@@ -249,7 +259,8 @@ impl Running {
             StreamMsg::Data { role, data } => {
                 self.last_activity = now;
                 self.metrics.add_input(role, data.len());
-                self.switch.push(now.into_std(), role, data, &mut self.spliced);
+                self.switch
+                    .push(now.into_std(), role, data, &mut self.spliced);
                 self.drain_switch();
             }
             StreamMsg::InputUp { role, source } => {

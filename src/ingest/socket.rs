@@ -42,7 +42,11 @@ pub fn bind(
     recv_buffer: usize,
     multicast: Option<&Multicast>,
 ) -> io::Result<(UdpSocket, RecvBuffer)> {
-    let socket = Socket::new(Domain::for_address(listen), Type::DGRAM, Some(Protocol::UDP))?;
+    let socket = Socket::new(
+        Domain::for_address(listen),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
     if listen.is_ipv6() {
         socket.set_only_v6(false).ok();
     }

@@ -8,7 +8,7 @@
 //! socket drops; SRT retransmits). So no connection can stall another, the
 //! head-of-line blocking srt-tokio has (DESIGN.md).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -44,13 +44,21 @@ pub struct SrtMetrics {
     pub connections: Mutex<Vec<(ConnId, ConnStats)>>,
     /// Datagrams not sent because the socket's send buffer was full.
     pub send_drops: std::sync::atomic::AtomicU64,
+    /// Refused callers by reject code (`RejectCode::code`: 404, 1010, …),
+    /// for `/metrics` and tests.
+    pub rejections: Mutex<BTreeMap<u16, u64>>,
 }
 
 /// How a connection's traffic is routed.
 #[derive(Debug)]
 enum Route {
-    Publisher { role: InputRole, stream: StreamHandle },
-    Player { stream: StreamHandle },
+    Publisher {
+        role: InputRole,
+        stream: StreamHandle,
+    },
+    Player {
+        stream: StreamHandle,
+    },
 }
 
 /// A bound SRT port, ready to run.
@@ -76,7 +84,8 @@ impl SrtListener {
         let (socket, granted) = socket::bind(srt.listen, srt.recv_buffer.as_usize(), None)?;
         log_recv_buffer(srt.listen, granted);
         let mut key = [0u8; 16];
-        getrandom::fill(&mut key).map_err(|e| io::Error::other(format!("no OS randomness: {e}")))?;
+        getrandom::fill(&mut key)
+            .map_err(|e| io::Error::other(format!("no OS randomness: {e}")))?;
         let settings = EndpointSettings::from_config(&config);
         let endpoint = Endpoint::new(Instant::now(), config, settings, key);
         Ok(SrtListener {
@@ -109,7 +118,10 @@ impl SrtListener {
             {
                 break;
             }
-            let deadline = self.endpoint.poll_timeout().map(tokio::time::Instant::from_std);
+            let deadline = self
+                .endpoint
+                .poll_timeout()
+                .map(tokio::time::Instant::from_std);
             tokio::select! {
                 biased;
                 () = shutdown.cancelled(), if closing_until.is_none() => {
@@ -262,6 +274,13 @@ impl SrtListener {
                     %peer, stream_id = stream_id.as_deref().unwrap_or(""),
                     code = rejection.code.code(), "srt caller rejected: {rejection}"
                 );
+                *self
+                    .metrics
+                    .rejections
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(rejection.code.code())
+                    .or_default() += 1;
             }
         }
     }
@@ -294,8 +313,11 @@ impl SrtListener {
     }
 
     fn publish_metrics(&self) {
-        *self.metrics.counters.lock().unwrap_or_else(|e| e.into_inner()) =
-            self.endpoint.counters().clone();
+        *self
+            .metrics
+            .counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = self.endpoint.counters().clone();
         let mut conns: Vec<(ConnId, ConnStats)> = self
             .routes
             .keys()

@@ -53,9 +53,9 @@
 pub mod admission;
 pub mod cookie;
 pub mod craft;
-pub mod listener;
 pub mod endpoint;
 pub mod gate;
+pub mod listener;
 pub mod streamid;
 
 pub use admission::{Accepted, Admission, Caller, Publishers, RejectCode, Rejection, Role, admit};
