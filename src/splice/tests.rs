@@ -87,6 +87,9 @@ fn assert_valid(run: &Run) -> Report {
             (0, 0),
             "{report}"
         );
+        if audio.codec == "aac" {
+            assert_audio_does_not_overlap(&run.out, audio.pid);
+        }
     }
     assert_eq!(report.programs.len(), 1);
     // Every PAT/PMT packet carries the same bytes (counter aside).
