@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use std::collections::BTreeMap;
 
 use switchyard::app::Router;
-use switchyard::app::metrics::StreamSnapshot;
+use switchyard::app::metrics::{StreamSnapshot, SwitchRecord};
 use switchyard::config::{self, Config};
 use switchyard::ingest::srt::{ConnId, ConnStats, Counters};
 use switchyard::probe::{Prober, Report};
@@ -235,6 +235,17 @@ impl TestRouter {
             .iter()
             .find(|(id, _)| id.as_str() == stream)
             .map(|(_, h)| h.metrics.snapshot())
+    }
+
+    /// A stream's recent input switches, oldest first.
+    pub fn switch_events(&self, stream: &str) -> Vec<SwitchRecord> {
+        self.router()
+            .registry()
+            .snapshot()
+            .iter()
+            .find(|(id, _)| id.as_str() == stream)
+            .map(|(_, h)| h.metrics.switch_events())
+            .unwrap_or_default()
     }
 
     pub fn srt_panics(&self) -> u64 {
