@@ -126,7 +126,7 @@ fn run(case: &Case) {
     let dir = TempDir::new(name);
     let router = TestRouter::start(&config(&dir, case.stream_toml));
     let main_url = srt_url(&router, STREAM);
-    let mut main = Proc::spawn("main publisher", &mut live_encoder(&main_url));
+    let main = Proc::spawn("main publisher", &mut live_encoder(&main_url));
     assert!(
         wait_until(Duration::from_secs(10), || router
             .stream_metrics(STREAM)
