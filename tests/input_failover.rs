@@ -250,6 +250,14 @@ fn run(case: &Case) {
         .output()
         .expect("run ffmpeg");
     let errors = String::from_utf8_lossy(&decode.stderr);
+    if !errors.trim().is_empty()
+        && let Some(keep) = std::env::var_os("SWITCHYARD_KEEP_FAILED")
+    {
+        let _ = std::fs::copy(
+            &out,
+            std::path::Path::new(&keep).join(format!("{}.ts", name.replace('+', "-"))),
+        );
+    }
     assert!(
         decode.status.success() && errors.trim().is_empty(),
         "{name}: ffmpeg cannot decode the output: {errors}"

@@ -492,7 +492,14 @@ impl Splicer {
         } else {
             let by_dts = target.delta(idr_dts);
             let by_pts = max_pts.add_ticks(frame).delta(idr_pts);
-            by_dts.max(by_pts).max(by_pcr.unwrap_or(i64::MIN))
+            let offset = by_dts.max(by_pts).max(by_pcr.unwrap_or(i64::MIN));
+            // A rebased source lands a whole number of frames after the
+            // last frame sent: a wall-clock gap (a dead source) would
+            // otherwise leave the output off its frame grid, and tools
+            // that guess the frame rate from timestamps (ffmpeg) get it
+            // wrong and then collide frames.
+            let step = idr_dts.add_ticks(offset).delta(last_dts);
+            offset + (frame - step.rem_euclid(frame)) % frame
         };
         Some(Plan {
             offset,
@@ -546,7 +553,7 @@ fn find_mut(sources: &mut [(SourceId, Source)], id: SourceId) -> Option<&mut Sou
 }
 
 /// A duration in 90 kHz ticks, saturating.
-fn to_ticks(d: Duration) -> i64 {
+pub(super) fn to_ticks(d: Duration) -> i64 {
     i64::try_from(d.as_micros().saturating_mul(9) / 100).unwrap_or(i64::MAX)
 }
 
