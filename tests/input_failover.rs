@@ -9,7 +9,8 @@
 //! again and checks that the output returns to it after `revert_after`, on
 //! an IDR. The recording must be one clean stream: monotonic PTS/DTS, no
 //! duplicate PTS, 0 CC errors, starting at an IDR, and decodable by ffmpeg
-//! with `-xerror`.
+//! with `-xerror`. With `SWITCHYARD_KEEP_FAILED=DIR`, an output ffmpeg
+//! cannot decode is copied to DIR for a look.
 
 mod common;
 
