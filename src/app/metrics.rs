@@ -1,11 +1,33 @@
 //! Counters the tasks update and the API reads, without locks on the data
 //! path.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::config::InputRole;
+use crate::failover::SwitchReason;
 use crate::ring::StreamStats;
+
+/// Switch events kept per stream for the API: the most recent ones.
+const SWITCH_HISTORY: usize = 32;
+
+/// One input switch of a stream's output (issue 3, point 5: "each switch
+/// is an event with reason and measured gap").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SwitchRecord {
+    /// When the stream task saw it.
+    pub at: Instant,
+    /// `None` when the output started.
+    pub from: Option<InputRole>,
+    pub to: InputRole,
+    pub reason: SwitchReason,
+    /// Wall-clock time without output packets at the switch.
+    pub gap: Duration,
+    /// The new input's timestamps were rebased onto the output timeline.
+    pub rebased: bool,
+}
 
 /// One stream's counters.
 #[derive(Debug, Default)]
@@ -18,6 +40,7 @@ pub struct StreamMetrics {
     /// full.
     pub mailbox_drops: AtomicU64,
     switches: AtomicU64,
+    switch_events: Mutex<VecDeque<SwitchRecord>>,
     buffer: Mutex<Option<StreamStats>>,
 }
 
@@ -43,8 +66,23 @@ impl StreamMetrics {
         d.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn count_switch(&self) {
+    pub fn count_switch(&self, record: SwitchRecord) {
         self.switches.fetch_add(1, Ordering::Relaxed);
+        let mut events = self.switch_events.lock().unwrap_or_else(|e| e.into_inner());
+        if events.len() == SWITCH_HISTORY {
+            events.pop_front();
+        }
+        events.push_back(record);
+    }
+
+    /// The most recent switches, oldest first.
+    pub fn switch_events(&self) -> Vec<SwitchRecord> {
+        self.switch_events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect()
     }
 
     pub fn count_mailbox_drop(&self) {

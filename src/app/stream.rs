@@ -23,7 +23,7 @@ use crate::output::{Batch, FeedSender, Offer};
 use crate::ring::{ConsumerId, QueueLimits, RingLimits, StreamBuffer};
 
 use super::encoding::{ENCODER_MAILBOX, EncoderMsg, Encoding, EncodingSetup, GivenUp};
-use super::metrics::StreamMetrics;
+use super::metrics::{StreamMetrics, SwitchRecord};
 use super::registry::Registry;
 
 /// Packets handed to an output or player per batch, at most: 12 KB.
@@ -449,7 +449,14 @@ impl Running {
                     gap,
                     rebased,
                 } => {
-                    self.metrics.count_switch();
+                    self.metrics.count_switch(SwitchRecord {
+                        at: std::time::Instant::now(),
+                        from,
+                        to,
+                        reason,
+                        gap,
+                        rebased,
+                    });
                     let gap_ms = gap.as_secs_f64() * 1000.0;
                     if from.is_none() {
                         tracing::info!(

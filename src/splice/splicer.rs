@@ -25,10 +25,19 @@ struct OutStream {
     synced: bool,
     /// The current PES is being dropped (audio cut, unpatchable header).
     dropping: bool,
-    /// Audio after a switch: PES packets that do not advance `last_pts`
-    /// are dropped until one does.
+    /// Audio after a switch: PES packets that start before the end of the
+    /// last one sent are dropped until one does not.
     audio_cut: bool,
     last_pts: Option<Timestamp>,
+    /// The PTS step between this stream's last two PES packets of one
+    /// source: the duration of a PES, so the end of the last one sent is
+    /// `last_pts + pes_ticks`. Encoders put several audio frames in a PES
+    /// (ffmpeg's default `pes_payload_size`: ~8 AAC frames, 170 ms), so
+    /// the PES start alone says little about where its audio ends.
+    pes_ticks: Option<i64>,
+    /// The last PES sent came from the active source (not the one before
+    /// a switch): the next PTS step is a duration.
+    same_source: bool,
 }
 
 /// Everything about the output, apart from the sources.
@@ -505,7 +514,14 @@ impl Splicer {
         } else {
             let by_dts = target.delta(idr_dts);
             let by_pts = max_pts.add_ticks(frame).delta(idr_pts);
-            by_dts.max(by_pts).max(by_pcr.unwrap_or(i64::MIN))
+            let offset = by_dts.max(by_pts).max(by_pcr.unwrap_or(i64::MIN));
+            // A rebased source lands a whole number of frames after the
+            // last frame sent: a wall-clock gap (a dead source) would
+            // otherwise leave the output off its frame grid, and tools
+            // that guess the frame rate from timestamps (ffmpeg) get it
+            // wrong and then collide frames.
+            let step = idr_dts.add_ticks(offset).delta(last_dts);
+            offset + (frame - step.rem_euclid(frame)) % frame
         };
         Some(Plan {
             offset,
@@ -559,7 +575,7 @@ fn find_mut(sources: &mut [(SourceId, Source)], id: SourceId) -> Option<&mut Sou
 }
 
 /// A duration in 90 kHz ticks, saturating.
-fn to_ticks(d: Duration) -> i64 {
+pub(super) fn to_ticks(d: Duration) -> i64 {
     i64::try_from(d.as_micros().saturating_mul(9) / 100).unwrap_or(i64::MAX)
 }
 
@@ -575,6 +591,8 @@ impl Output {
                 dropping: false,
                 audio_cut: false,
                 last_pts: None,
+                pes_ticks: None,
+                same_source: false,
             })
             .collect();
         self.layout = Some(layout);
@@ -589,6 +607,7 @@ impl Output {
             s.synced = false;
             s.dropping = false;
             s.audio_cut = s.kind == Kind::Audio && s.last_pts.is_some();
+            s.same_source = false;
         }
         self.pcr_check = true;
     }
@@ -707,8 +726,11 @@ impl Output {
                     let pts = header.pts.map(|t| t.add_ticks(offset));
                     let dts = header.dts.map(|t| t.add_ticks(offset));
                     if stream.audio_cut {
+                        // The new source's audio starts where the old
+                        // one's last PES ends, not merely after its start.
+                        let needed = stream.pes_ticks.unwrap_or(1).max(1);
                         if let (Some(pts), Some(last)) = (pts, stream.last_pts)
-                            && pts.delta(last) <= 0
+                            && pts.delta(last) < needed
                         {
                             stream.dropping = true;
                             self.stats.audio_pes_dropped += 1;
@@ -725,6 +747,17 @@ impl Output {
                                 self.max_pts = Some(pts);
                             }
                         }
+                        if let (Some(pts), Some(last)) = (pts, stream.last_pts)
+                            && stream.same_source
+                        {
+                            // A step of a second or more is a gap in the
+                            // source, not a PES duration.
+                            let step = pts.delta(last);
+                            if (1..90_000).contains(&step) {
+                                stream.pes_ticks = Some(step);
+                            }
+                        }
+                        stream.same_source = true;
                         stream.last_pts = pts.or(stream.last_pts);
                         if offset != 0 && (pts.is_some() || dts.is_some()) {
                             pes_patch = Some((p.payload_offset(), pts, dts));

@@ -159,3 +159,54 @@ pub fn timed(
         })
         .collect()
 }
+
+/// Audio never overlaps itself: each AAC PES of `pid` starts no earlier
+/// than the end of the one before (its PTS plus its ADTS frames'
+/// duration). A splice that let the new source's audio start inside the
+/// old source's last PES gives decoders non-monotonic audio DTS, which
+/// PES-level PTS checks (the probe's) do not see.
+pub fn assert_audio_does_not_overlap(out: &[Bytes], pid: u16) {
+    let mut pes: Vec<(u64, Vec<u8>)> = Vec::new();
+    for p in out {
+        let packet = TsPacket::new(p).unwrap();
+        if packet.pid().value() != pid || !packet.has_payload() {
+            continue;
+        }
+        if packet.payload_unit_start() {
+            let header = PesHeader::parse(packet.pid(), packet.payload())
+                .unwrap()
+                .unwrap();
+            let pts = header.pts.unwrap().ticks();
+            let body = packet.payload()[9 + usize::from(packet.payload()[8])..].to_vec();
+            pes.push((pts, body));
+        } else if let Some((_, body)) = pes.last_mut() {
+            body.extend_from_slice(packet.payload());
+        }
+    }
+    const RATES: [u64; 13] = [
+        96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
+    ];
+    let mut end: Option<u64> = None;
+    for (at, (pts, body)) in pes.iter().enumerate() {
+        if let Some(end) = end {
+            // 2 ticks: rounding of 1024 samples at 44.1 kHz.
+            assert!(
+                *pts + 2 >= end,
+                "audio PES {at} starts at {pts}, {} ticks before the previous one ends",
+                end - pts
+            );
+        }
+        let mut frames = 0u64;
+        let mut rate = 48000;
+        let mut i = 0;
+        while i + 7 <= body.len() && body[i] == 0xFF && body[i + 1] & 0xF0 == 0xF0 {
+            rate = RATES[usize::from((body[i + 2] >> 2) & 0x0F).min(12)];
+            let len = (usize::from(body[i + 3] & 0x03) << 11)
+                | (usize::from(body[i + 4]) << 3)
+                | usize::from(body[i + 5] >> 5);
+            frames += 1;
+            i += len.max(7);
+        }
+        end = Some(pts + frames * 1024 * 90_000 / rate);
+    }
+}

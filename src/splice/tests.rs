@@ -87,6 +87,9 @@ fn assert_valid(run: &Run) -> Report {
             (0, 0),
             "{report}"
         );
+        if audio.codec == "aac" {
+            assert_audio_does_not_overlap(&run.out, audio.pid);
+        }
     }
     assert_eq!(report.programs.len(), 1);
     // Every PAT/PMT packet carries the same bytes (counter aside).
@@ -600,4 +603,43 @@ fn low_latency_failover_loses_less_than_a_gop_and_repeats_nothing() {
             video.frames
         );
     }
+}
+
+#[test]
+fn a_gap_after_a_dead_source_is_a_whole_number_of_frames() {
+    // A dies at 2 s; the switch to B (unrelated clock) comes 0.5 s later
+    // and waits for B's IDR. The wall-clock gap goes into the timeline,
+    // rounded up to whole frames: a frame-rate guess over the output (as
+    // ffmpeg makes) still finds the source's 25 fps.
+    let ra = Recipe::new(1);
+    let rb = Recipe {
+        shift: 987_654_321,
+        ..Recipe::new(2)
+    };
+    // A ends between two frames (a switch without frame hold would
+    // otherwise send its half frame).
+    let mut feed = timed(source(CLOSED_GOP, ra), A, Duration::ZERO, ra);
+    let end = feed
+        .iter()
+        .position(|(t, _, p)| *t >= secs(2.0) && pid(p) == testing::VIDEO && pusi(p))
+        .unwrap();
+    feed.truncate(end);
+    feed.extend(timed(source(CLOSED_GOP, rb), B, secs(0.37), rb));
+    let run = run(
+        SpliceSettings::default(),
+        feed,
+        &[(Duration::ZERO, A), (secs(2.5), B)],
+        &[],
+    );
+    assert_valid(&run);
+    let [_, SpliceEvent::Switched { pts_gap, gap, .. }] = run.events.as_slice() else {
+        panic!("two switches: {:?}", run.events);
+    };
+    assert!(*gap >= secs(0.5), "{gap:?}");
+    assert!(
+        *pts_gap >= super::splicer::to_ticks(*gap),
+        "{pts_gap} for {gap:?}"
+    );
+    assert_eq!(pts_gap % 3600, 0, "{pts_gap} for {gap:?}");
+    ffmpeg_decodes(&run.out, "dead-source-gap");
 }

@@ -10,8 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
 use switchyard::app::Router;
+use switchyard::app::metrics::{StreamSnapshot, SwitchRecord};
 use switchyard::config::{self, Config};
+use switchyard::ingest::srt::{ConnId, ConnStats, Counters};
 use switchyard::probe::{Prober, Report};
 
 /// The capture every publisher sends: H.264 + AAC, 4 s, 100 frames, an IDR
@@ -193,6 +197,57 @@ impl TestRouter {
         wait_until(timeout, || self.received(stream) > 0)
     }
 
+    /// The SRT port's counters (refreshed by the router every second).
+    pub fn srt_counters(&self) -> Counters {
+        self.router()
+            .srt_metrics()
+            .counters
+            .lock()
+            .expect("metrics lock")
+            .clone()
+    }
+
+    /// The SRT connections (refreshed by the router every second).
+    pub fn srt_connections(&self) -> Vec<(ConnId, ConnStats)> {
+        self.router()
+            .srt_metrics()
+            .connections
+            .lock()
+            .expect("metrics lock")
+            .clone()
+    }
+
+    /// Refused SRT callers by reject code.
+    pub fn srt_rejections(&self) -> BTreeMap<u16, u64> {
+        self.router()
+            .srt_metrics()
+            .rejections
+            .lock()
+            .expect("metrics lock")
+            .clone()
+    }
+
+    /// A copy of a stream's metrics.
+    pub fn stream_metrics(&self, stream: &str) -> Option<StreamSnapshot> {
+        self.router()
+            .registry()
+            .snapshot()
+            .iter()
+            .find(|(id, _)| id.as_str() == stream)
+            .map(|(_, h)| h.metrics.snapshot())
+    }
+
+    /// A stream's recent input switches, oldest first.
+    pub fn switch_events(&self, stream: &str) -> Vec<SwitchRecord> {
+        self.router()
+            .registry()
+            .snapshot()
+            .iter()
+            .find(|(id, _)| id.as_str() == stream)
+            .map(|(_, h)| h.metrics.switch_events())
+            .unwrap_or_default()
+    }
+
     pub fn srt_panics(&self) -> u64 {
         self.router()
             .srt_metrics()
@@ -250,6 +305,68 @@ pub fn ffmpeg_send(format: &str, url: &str) -> Command {
     ffmpeg_send_looped(format, url, 0)
 }
 
+/// The capture played `plays` times into one file of `dir` (ffmpeg
+/// `-stream_loop`, stream copy), and its probe report: the reference a
+/// relay of it is judged against ([`assert_relayed_reference`]). ffmpeg's
+/// loop is not seamless (the first IDR of each repeat is not one), so the
+/// loops are not `plays` copies of the capture.
+pub fn looped_capture(dir: &TempDir, plays: u32) -> (PathBuf, Report) {
+    let path = dir.path(&format!("capture-x{plays}.ts"));
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args(["-stream_loop", &plays.saturating_sub(1).to_string(), "-i"])
+        .arg(capture_path())
+        .args(["-c", "copy", "-f", "mpegts"])
+        .arg(&path)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not loop the capture");
+    let report = probe_file(&path);
+    (path, report)
+}
+
+/// ffmpeg sending `file` in real time, stream copy, to `url`.
+pub fn ffmpeg_send_file(format: &str, url: &str, file: &Path) -> Command {
+    let mut command = Command::new("ffmpeg");
+    command
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-nostdin",
+            "-re",
+            "-i",
+        ])
+        .arg(file)
+        .args(["-c", "copy", "-f", format])
+        .arg(url)
+        .stdout(Stdio::null());
+    command
+}
+
+/// The checks of [`assert_relayed`] against the probe of what was sent:
+/// the same IDRs, the same frames but for `tail_loss` at the end, no CC
+/// error, monotonic video, audio kept.
+pub fn assert_relayed_reference(case: &str, report: &Report, sent: &Report, tail_loss: u64) {
+    assert_eq!(report.cc_errors, 0, "{case}: CC errors: {report}");
+    let video = report
+        .video
+        .as_ref()
+        .unwrap_or_else(|| panic!("{case}: no video"));
+    let reference = sent.video.as_ref().expect("the reference has video");
+    assert_eq!(video.frames_before_first_idr, 0, "{case}: starts at an IDR");
+    assert_eq!(video.pts_backwards, 0, "{case}: {report}");
+    assert_eq!(video.duplicate_pts, 0, "{case}: {report}");
+    assert_eq!(video.idr_pts, reference.idr_pts, "{case}: IDRs");
+    assert!(
+        video.frames + tail_loss >= reference.frames && video.frames <= reference.frames,
+        "{case}: {} frames of {}",
+        video.frames,
+        reference.frames
+    );
+    assert!(!report.audio.is_empty(), "{case}: audio kept");
+}
+
 /// [`ffmpeg_send`] with the capture played `1 + loops` times (timestamps
 /// continue across loops).
 pub fn ffmpeg_send_looped(format: &str, url: &str, loops: u32) -> Command {
@@ -263,6 +380,10 @@ pub fn ffmpeg_send_looped(format: &str, url: &str, loops: u32) -> Command {
         .stdout(Stdio::null());
     command
 }
+
+/// Frames an SRT publisher may lose as it closes (see
+/// [`assert_relayed_within`]); UDP and RTP publishers lose none.
+pub const SRT_TAIL_LOSS: u64 = 3;
 
 /// The standard checks of a relayed capture: no CC error, monotonic video,
 /// and the frames and IDRs that were sent — all of them when `whole`, else

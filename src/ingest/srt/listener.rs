@@ -8,7 +8,7 @@
 //! socket drops; SRT retransmits). So no connection can stall another, the
 //! head-of-line blocking srt-tokio has (DESIGN.md).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -44,6 +44,9 @@ pub struct SrtMetrics {
     pub connections: Mutex<Vec<(ConnId, ConnStats)>>,
     /// Datagrams not sent because the socket's send buffer was full.
     pub send_drops: std::sync::atomic::AtomicU64,
+    /// Refused callers by reject code (`RejectCode::code`: 404, 1010, …),
+    /// for `/metrics` and tests.
+    pub rejections: Mutex<BTreeMap<u16, u64>>,
 }
 
 /// How a connection's traffic is routed.
@@ -271,6 +274,13 @@ impl SrtListener {
                     %peer, stream_id = stream_id.as_deref().unwrap_or(""),
                     code = rejection.code.code(), "srt caller rejected: {rejection}"
                 );
+                *self
+                    .metrics
+                    .rejections
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(rejection.code.code())
+                    .or_default() += 1;
             }
         }
     }
