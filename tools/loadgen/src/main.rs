@@ -27,7 +27,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use measure::{Clock, Phase};
+use measure::{Clock, Offset, Phase};
 use publish::PublishSettings;
 use relay::Children;
 
@@ -55,8 +55,9 @@ struct Args {
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     warmup: Duration,
     /// SRT TSBPD latency asked by the publishers and configured on both
-    /// relays; subtracted from SRT latencies (it is the relay's receive
-    /// buffer hold, by design, not processing time).
+    /// relays. The relay holds each packet this long by design; SRT
+    /// latencies are reported above each stream's calibrated release time
+    /// (see `measure::Offset`).
     #[arg(long, default_value_t = 120)]
     srt_latency_ms: u64,
     /// The baseline relay; `--no-baseline` skips it.
@@ -149,6 +150,7 @@ struct PhaseResult {
     foreign: u64,
     early: u64,
     latency: Histogram<u64>,
+    end_to_end: Histogram<u64>,
     relay_cpu: f64,
     loadgen_cpu: f64,
     relayed_bytes: u64,
@@ -279,12 +281,11 @@ async fn run_phase(args: &Args, spec: PhaseSpec, clock: Clock) -> anyhow::Result
         Transport::Udp => Duration::ZERO,
     };
     let n = spec.streams;
-    let phase = Arc::new(Phase::new(
-        spec.name,
-        clock,
-        n,
-        u64::try_from(offset.as_nanos()).unwrap_or(u64::MAX),
-    ));
+    let calibration = match spec.transport {
+        Transport::Srt => Offset::CalibratedPerStream,
+        Transport::Udp => Offset::None,
+    };
+    let phase = Arc::new(Phase::new(spec.name, clock, n, calibration));
     let receivers_stop = CancellationToken::new();
     let publishers_stop = CancellationToken::new();
     // Dropped with this future (error, Ctrl-C): every task stops.
@@ -443,6 +444,7 @@ async fn run_phase(args: &Args, spec: PhaseSpec, clock: Clock) -> anyhow::Result
         foreign: phase.sum(|s| &s.foreign),
         early: phase.early.load(Relaxed),
         latency: phase.latency_snapshot(),
+        end_to_end: phase.end_to_end_snapshot(),
         relay_cpu: cpu,
         loadgen_cpu: own,
         relayed_bytes,
@@ -552,7 +554,7 @@ impl Watch<'_> {
 
 fn print_report(args: &Args, results: &[PhaseResult], load_before: &str, load_after: &str) {
     println!(
-        "loadgen: {} SRT + {} UDP streams × {:.1} Mbit/s, {:?} window per phase, SRT latency {} ms (subtracted), seed {}",
+        "loadgen: {} SRT + {} UDP streams × {:.1} Mbit/s, {:?} window per phase, SRT latency {} ms, seed {}",
         args.srt,
         args.udp,
         args.bitrate / 1e6,
@@ -609,8 +611,12 @@ fn print_report(args: &Args, results: &[PhaseResult], load_before: &str, load_af
     println!();
     for r in results {
         println!(
-            "- {}: sequence gaps {}, out of order {}, misrouted {}, released before the SRT latency {}, loadgen CPU {:.1} %",
+            "- {}: end-to-end min {:.3} / p50 {:.3} / p99 {:.3} / max {:.3} ms; sequence gaps {}, out of order {}, misrouted {}, below the calibrated offset {}, loadgen CPU {:.1} %",
             r.name,
+            r.end_to_end.min() as f64 / 1e6,
+            r.end_to_end.value_at_quantile(0.5) as f64 / 1e6,
+            r.end_to_end.value_at_quantile(0.99) as f64 / 1e6,
+            r.end_to_end.max() as f64 / 1e6,
             r.gaps,
             r.out_of_order,
             r.foreign,

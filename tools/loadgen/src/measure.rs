@@ -83,6 +83,18 @@ pub struct StreamCounters {
     pub out_of_order: AtomicU64,
     /// Stamps of another stream on this stream's receiver (misrouting).
     pub foreign: AtomicU64,
+    /// Smallest end-to-end time of a stamp sent before the window: the
+    /// stream's TSBPD release offset on an SRT hop (see [`Phase::offset`]).
+    pub min_before_window: AtomicU64,
+}
+
+impl StreamCounters {
+    fn new() -> StreamCounters {
+        StreamCounters {
+            min_before_window: AtomicU64::new(u64::MAX),
+            ..StreamCounters::default()
+        }
+    }
 }
 
 /// Everything a phase measures.
@@ -92,35 +104,77 @@ pub struct Phase {
     pub clock: Clock,
     pub window: Window,
     pub streams: Vec<Arc<StreamCounters>>,
-    /// Subtracted from every latency: the TSBPD hold of an SRT hop (the
-    /// receiver releases a packet at its send time + the SRT latency by
-    /// design, in both relays), 0 for UDP.
-    pub offset_ns: u64,
+    pub offset: Offset,
+    /// Router-added latency of the stamps sent in the window.
     pub latency: Mutex<Histogram<u64>>,
-    /// Latencies below the offset (released before send time + latency:
-    /// TSBPD clock estimation error), recorded as 0.
+    /// End-to-end time (receive − send) of the same stamps, nothing
+    /// subtracted.
+    pub end_to_end: Mutex<Histogram<u64>>,
+    /// Latencies below the offset, recorded as 0.
     pub early: AtomicU64,
 }
 
+/// What is subtracted from a stamp's end-to-end time to get the time the
+/// relay added.
+///
+/// An SRT receiver (the relay's ingest) holds every packet until its
+/// TSBPD release time, send time + latency (SRT RFC draft §4.5), by
+/// design and in both relays; the release time is computed from the
+/// receiver's estimate of the sender's clock base, taken at the
+/// handshake, which is off by up to a few hundred microseconds (libsrt
+/// and srt-protocol estimate differently: measured, libsrt releases
+/// *before* send time + latency). So for SRT the offset is calibrated per
+/// stream: the smallest end-to-end time seen during the warm-up, i.e. the
+/// stream's release time plus the relay's fastest path. What remains is
+/// the delay the relay adds on top of its fastest path: queueing,
+/// scheduling, timer granularity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offset {
+    /// UDP: nothing holds packets; the end-to-end time is the relay's.
+    None,
+    /// SRT: the per-stream minimum before the window.
+    CalibratedPerStream,
+}
+
 impl Phase {
-    pub fn new(name: &str, clock: Clock, streams: usize, offset_ns: u64) -> Phase {
+    pub fn new(name: &str, clock: Clock, streams: usize, offset: Offset) -> Phase {
         Phase {
             name: name.to_string(),
             clock,
             window: Window::new(),
             streams: (0..streams)
-                .map(|_| Arc::new(StreamCounters::default()))
+                .map(|_| Arc::new(StreamCounters::new()))
                 .collect(),
-            offset_ns,
+            offset,
             latency: Mutex::new(new_histogram()),
+            end_to_end: Mutex::new(new_histogram()),
             early: AtomicU64::new(0),
         }
     }
 
-    /// A stamp `sent_ns` received at `received_ns`, inside the window.
-    pub fn record_latency(&self, sent_ns: u64, received_ns: u64) {
+    /// A stamp of `stream` sent at `sent_ns`, received at `received_ns`.
+    pub fn record_latency(&self, stream: &StreamCounters, sent_ns: u64, received_ns: u64) {
         let total = received_ns.saturating_sub(sent_ns);
-        let added = match total.checked_sub(self.offset_ns) {
+        if !self.window.is_open() {
+            stream.min_before_window.fetch_min(total, Relaxed);
+            return;
+        }
+        if !self.window.contains(sent_ns) {
+            return;
+        }
+        stream.received_in_window.fetch_add(1, Relaxed);
+        let offset = match self.offset {
+            Offset::None => 0,
+            Offset::CalibratedPerStream => match stream.min_before_window.load(Relaxed) {
+                u64::MAX => 0,
+                min => min,
+            },
+        };
+        self.end_to_end
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .saturating_record(total);
+        let added = match total.checked_sub(offset) {
             Some(added) => added,
             None => {
                 self.early.fetch_add(1, Relaxed);
@@ -141,6 +195,13 @@ impl Phase {
             .iter()
             .filter(|s| s.received.load(Relaxed) > 0)
             .count()
+    }
+
+    pub fn end_to_end_snapshot(&self) -> Histogram<u64> {
+        self.end_to_end
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn latency_snapshot(&self) -> Histogram<u64> {

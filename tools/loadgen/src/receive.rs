@@ -70,10 +70,7 @@ pub async fn run(
             }
             next_seq = Some(s.seq + 1);
             counters.received.fetch_add(1, Relaxed);
-            if phase.window.contains(s.sent_ns) {
-                counters.received_in_window.fetch_add(1, Relaxed);
-                phase.record_latency(s.sent_ns, received_ns);
-            }
+            phase.record_latency(&counters, s.sent_ns, received_ns);
         }
     }
 }
