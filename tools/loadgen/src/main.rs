@@ -419,9 +419,24 @@ async fn run_phase(args: &Args, spec: PhaseSpec, clock: Clock) -> anyhow::Result
 
     // What was sent in the window and is still in flight (an SRT hop holds
     // it for its latency) arrives before anything is stopped.
+    // A relay that fell behind delivers late rather than never: wait until
+    // every stamp of the window arrived, or nothing more arrives for a
+    // second (at most 10 s).
+    let drain_by = Instant::now() + offset + Duration::from_secs(10);
     watch
-        .until(Instant::now() + offset + Duration::from_millis(500), "draining", |_| false)
+        .until(Instant::now() + offset + Duration::from_millis(200), "draining", |_| false)
         .await?;
+    loop {
+        let before = phase.sum(|s| &s.received_in_window);
+        let complete = |p: &Phase| p.sum(|s| &s.received_in_window) >= p.sum(|s| &s.sent_in_window);
+        let deadline = (Instant::now() + Duration::from_secs(1)).min(drain_by);
+        if watch.until(deadline, "draining", complete).await?
+            || phase.sum(|s| &s.received_in_window) == before
+            || Instant::now() >= drain_by
+        {
+            break;
+        }
+    }
     publishers_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(3), async {
         while publishers.join_next().await.is_some() {}
