@@ -324,8 +324,7 @@ async fn run_phase(args: &Args, spec: PhaseSpec, clock: Clock) -> anyhow::Result
                     ports.into_iter().map(localhost).collect()
                 }
             };
-            let pid =
-                relay::start_switchyard(&mut children, &args.router_bin, &plan, &dir).await?;
+            let pid = relay::start_switchyard(&mut children, &args.router_bin, &plan, &dir).await?;
             (vec![pid], targets)
         }
         Relay::SrtLiveTransmit => {
@@ -424,7 +423,11 @@ async fn run_phase(args: &Args, spec: PhaseSpec, clock: Clock) -> anyhow::Result
     // second (at most 10 s).
     let drain_by = Instant::now() + offset + Duration::from_secs(10);
     watch
-        .until(Instant::now() + offset + Duration::from_millis(200), "draining", |_| false)
+        .until(
+            Instant::now() + offset + Duration::from_millis(200),
+            "draining",
+            |_| false,
+        )
         .await?;
     loop {
         let before = phase.sum(|s| &s.received_in_window);
@@ -508,7 +511,9 @@ impl Watch<'_> {
             let next_line = self
                 .last
                 .map_or(now, |(at, _, _)| at + Duration::from_secs(1));
-            let wake = next_line.min(deadline).min(now + Duration::from_millis(100));
+            let wake = next_line
+                .min(deadline)
+                .min(now + Duration::from_millis(100));
             tokio::select! {
                 Some(joined) = self.publishers.join_next() => {
                     joined.context("a publisher task panicked")??;
@@ -577,7 +582,10 @@ fn print_report(args: &Args, results: &[PhaseResult], load_before: &str, load_af
         args.srt_latency_ms,
         args.seed
     );
-    println!("machine: {} cores; before: {load_before}; after: {load_after}", cores());
+    println!(
+        "machine: {} cores; before: {load_before}; after: {load_after}",
+        cores()
+    );
     println!();
     println!(
         "| path | streams up | relayed Mbit/s | p50 ms | p99 ms | p99.9 ms | max ms | lost / sent | relay CPU % | CPU-s per Gbit |"

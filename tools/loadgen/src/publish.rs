@@ -97,7 +97,11 @@ fn count_sent(phase: &Phase, counters: &StreamCounters, sent_ns: u64, len: usize
 }
 
 /// Sends stream `index` as plain UDP to `target` until stopped.
-pub async fn udp(settings: PublishSettings, index: usize, target: SocketAddr) -> anyhow::Result<()> {
+pub async fn udp(
+    settings: PublishSettings,
+    index: usize,
+    target: SocketAddr,
+) -> anyhow::Result<()> {
     let phase = settings.phase.clone();
     let counters = phase.streams[index].clone();
     let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await?;
