@@ -132,15 +132,6 @@ impl SrtListener {
                         self.endpoint.handle_datagram(now, from, datagram);
                         self.flush();
                     }
-                    // Tokio's timer has a 1 ms resolution, so a TSBPD
-                    // release left to it comes up to 1 ms late. A busy port
-                    // wakes far more often than that: release what is due
-                    // on every wake-up.
-                    let now = Instant::now();
-                    if self.endpoint.poll_timeout().is_some_and(|due| due <= now) {
-                        self.endpoint.handle_timeout(now);
-                        self.flush();
-                    }
                 }
                 Some(first) = players.recv() => {
                     let now = Instant::now();
