@@ -17,7 +17,6 @@ mod stamp;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -148,7 +147,6 @@ struct PhaseResult {
     gaps: u64,
     out_of_order: u64,
     foreign: u64,
-    early: u64,
     latency: Histogram<u64>,
     end_to_end: Histogram<u64>,
     relay_cpu: f64,
@@ -450,6 +448,7 @@ async fn run_phase(args: &Args, spec: PhaseSpec, clock: Clock) -> anyhow::Result
     receivers_stop.cancel();
     while receivers.join_next().await.is_some() {}
 
+    let (latency, end_to_end) = phase.latency();
     let result = PhaseResult {
         name: spec.name,
         streams: n,
@@ -460,9 +459,8 @@ async fn run_phase(args: &Args, spec: PhaseSpec, clock: Clock) -> anyhow::Result
         gaps: phase.sum(|s| &s.gaps),
         out_of_order: phase.sum(|s| &s.out_of_order),
         foreign: phase.sum(|s| &s.foreign),
-        early: phase.early.load(Relaxed),
-        latency: phase.latency_snapshot(),
-        end_to_end: phase.end_to_end_snapshot(),
+        latency,
+        end_to_end,
         relay_cpu: cpu,
         loadgen_cpu: own,
         relayed_bytes,
@@ -548,7 +546,7 @@ impl Watch<'_> {
         };
         self.last = Some((now, sent, received));
         let p99 = if self.phase.window.is_open() {
-            let h = self.phase.latency_snapshot();
+            let (h, _) = self.phase.latency();
             if h.is_empty() {
                 "-".to_string()
             } else {
@@ -634,7 +632,7 @@ fn print_report(args: &Args, results: &[PhaseResult], load_before: &str, load_af
     println!();
     for r in results {
         println!(
-            "- {}: end-to-end min {:.3} / p50 {:.3} / p99 {:.3} / max {:.3} ms; sequence gaps {}, out of order {}, misrouted {}, below the calibrated offset {}, loadgen CPU {:.1} %",
+            "- {}: end-to-end min {:.3} / p50 {:.3} / p99 {:.3} / max {:.3} ms; sequence gaps {}, out of order {}, misrouted {}, loadgen CPU {:.1} %",
             r.name,
             r.end_to_end.min() as f64 / 1e6,
             r.end_to_end.value_at_quantile(0.5) as f64 / 1e6,
@@ -643,7 +641,6 @@ fn print_report(args: &Args, results: &[PhaseResult], load_before: &str, load_af
             r.gaps,
             r.out_of_order,
             r.foreign,
-            r.early,
             r.loadgen_cpu / r.window.as_secs_f64() * 100.0
         );
     }

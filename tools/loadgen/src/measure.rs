@@ -67,7 +67,7 @@ impl Window {
 }
 
 /// One stream's counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StreamCounters {
     /// The publisher is connected (SRT) or sending (UDP).
     pub publishing: AtomicBool,
@@ -83,16 +83,25 @@ pub struct StreamCounters {
     pub out_of_order: AtomicU64,
     /// Stamps of another stream on this stream's receiver (misrouting).
     pub foreign: AtomicU64,
-    /// Smallest end-to-end time of a stamp sent before the window: the
-    /// stream's TSBPD release offset on an SRT hop (see [`Phase::offset`]).
-    pub min_before_window: AtomicU64,
+    /// End-to-end times (receive − send) of this stream's stamps sent in
+    /// the window.
+    pub end_to_end: Mutex<Histogram<u64>>,
 }
 
 impl StreamCounters {
     fn new() -> StreamCounters {
         StreamCounters {
-            min_before_window: AtomicU64::new(u64::MAX),
-            ..StreamCounters::default()
+            publishing: AtomicBool::new(false),
+            sent: AtomicU64::new(0),
+            sent_bytes: AtomicU64::new(0),
+            sent_in_window: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            received_bytes: AtomicU64::new(0),
+            received_in_window: AtomicU64::new(0),
+            gaps: AtomicU64::new(0),
+            out_of_order: AtomicU64::new(0),
+            foreign: AtomicU64::new(0),
+            end_to_end: Mutex::new(new_histogram()),
         }
     }
 }
@@ -105,13 +114,6 @@ pub struct Phase {
     pub window: Window,
     pub streams: Vec<Arc<StreamCounters>>,
     pub offset: Offset,
-    /// Router-added latency of the stamps sent in the window.
-    pub latency: Mutex<Histogram<u64>>,
-    /// End-to-end time (receive − send) of the same stamps, nothing
-    /// subtracted.
-    pub end_to_end: Mutex<Histogram<u64>>,
-    /// Latencies below the offset, recorded as 0.
-    pub early: AtomicU64,
 }
 
 /// What is subtracted from a stamp's end-to-end time to get the time the
@@ -119,20 +121,19 @@ pub struct Phase {
 ///
 /// An SRT receiver (the relay's ingest) holds every packet until its
 /// TSBPD release time, send time + latency (SRT RFC draft §4.5), by
-/// design and in both relays; the release time is computed from the
-/// receiver's estimate of the sender's clock base, taken at the
-/// handshake, which is off by up to a few hundred microseconds (libsrt
-/// and srt-protocol estimate differently: measured, libsrt releases
-/// *before* send time + latency). So for SRT the offset is calibrated per
-/// stream: the smallest end-to-end time seen during the warm-up, i.e. the
-/// stream's release time plus the relay's fastest path. What remains is
-/// the delay the relay adds on top of its fastest path: queueing,
-/// scheduling, timer granularity.
+/// design and in both relays. The release time comes from the receiver's
+/// estimate of the sender's clock base, which differs between libsrt and
+/// srt-protocol, and at start-up libsrt releases packets from an
+/// srt-protocol caller at once before settling at send time + latency. So
+/// for SRT the offset is calibrated per stream over the window itself:
+/// the stream's smallest end-to-end time there, i.e. its release offset
+/// plus the relay's fastest path. What remains is the delay the relay
+/// adds on top of its fastest path: queueing, scheduling, timers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offset {
     /// UDP: nothing holds packets; the end-to-end time is the relay's.
     None,
-    /// SRT: the per-stream minimum before the window.
+    /// SRT: each stream's minimum in the window.
     CalibratedPerStream,
 }
 
@@ -146,43 +147,49 @@ impl Phase {
                 .map(|_| Arc::new(StreamCounters::new()))
                 .collect(),
             offset,
-            latency: Mutex::new(new_histogram()),
-            end_to_end: Mutex::new(new_histogram()),
-            early: AtomicU64::new(0),
         }
     }
 
     /// A stamp of `stream` sent at `sent_ns`, received at `received_ns`.
-    pub fn record_latency(&self, stream: &StreamCounters, sent_ns: u64, received_ns: u64) {
-        let total = received_ns.saturating_sub(sent_ns);
-        if !self.window.is_open() {
-            stream.min_before_window.fetch_min(total, Relaxed);
-            return;
-        }
+    pub fn record(&self, stream: &StreamCounters, sent_ns: u64, received_ns: u64) {
         if !self.window.contains(sent_ns) {
             return;
         }
         stream.received_in_window.fetch_add(1, Relaxed);
-        let offset = match self.offset {
-            Offset::None => 0,
-            Offset::CalibratedPerStream => match stream.min_before_window.load(Relaxed) {
-                u64::MAX => 0,
-                min => min,
-            },
-        };
-        self.end_to_end
+        stream
+            .end_to_end
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .saturating_record(total);
-        let added = match total.checked_sub(offset) {
-            Some(added) => added,
-            None => {
-                self.early.fetch_add(1, Relaxed);
-                0
+            .saturating_record(received_ns.saturating_sub(sent_ns));
+    }
+
+    /// The relay-added latency of every stamp received so far (see
+    /// [`Offset`]) and their end-to-end times.
+    pub fn latency(&self) -> (Histogram<u64>, Histogram<u64>) {
+        let mut added = new_histogram();
+        let mut total = new_histogram();
+        for stream in &self.streams {
+            let h = stream
+                .end_to_end
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            if h.is_empty() {
+                continue;
             }
-        };
-        let mut h = self.latency.lock().unwrap_or_else(|e| e.into_inner());
-        h.saturating_record(added);
+            let _ = total.add(&h);
+            let offset = match self.offset {
+                Offset::None => 0,
+                Offset::CalibratedPerStream => h.min(),
+            };
+            for v in h.iter_recorded() {
+                let value = h
+                    .lowest_equivalent(v.value_iterated_to())
+                    .saturating_sub(offset);
+                let _ = added.record_n(value.max(1), v.count_at_value());
+            }
+        }
+        (added, total)
     }
 
     pub fn sum(&self, field: impl Fn(&StreamCounters) -> &AtomicU64) -> u64 {
@@ -195,20 +202,6 @@ impl Phase {
             .iter()
             .filter(|s| s.received.load(Relaxed) > 0)
             .count()
-    }
-
-    pub fn end_to_end_snapshot(&self) -> Histogram<u64> {
-        self.end_to_end
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub fn latency_snapshot(&self) -> Histogram<u64> {
-        self.latency
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
     }
 }
 

@@ -70,7 +70,7 @@ pub async fn run(
             }
             next_seq = Some(s.seq + 1);
             counters.received.fetch_add(1, Relaxed);
-            phase.record_latency(&counters, s.sent_ns, received_ns);
+            phase.record(&counters, s.sent_ns, received_ns);
         }
     }
 }
