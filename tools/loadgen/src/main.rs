@@ -88,7 +88,7 @@ fn parse_bitrate(s: &str) -> Result<f64, String> {
     let value: f64 = number
         .parse()
         .map_err(|e| format!("{number:?} is not a number: {e}"))?;
-    if !(value > 0.0) {
+    if value.is_nan() || value <= 0.0 {
         return Err("the bitrate must be positive".into());
     }
     Ok(value * factor)
