@@ -182,6 +182,9 @@ impl SwitchyardPlan {
             "[srt]\nlisten = \"127.0.0.1:{}\"\nlatency_ms = {}\naccept_any_stream = false\nmax_connections = 1024\n",
             self.srt_port, self.srt_latency_ms
         );
+        // A relay load: no encoders (the stamped packets are not video an
+        // encoder would keep).
+        let _ = writeln!(t, "[defaults]\nprofile = \"passthrough\"\n");
         for (i, out) in self.srt_outputs.iter().enumerate() {
             let _ = writeln!(
                 t,
