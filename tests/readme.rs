@@ -30,10 +30,15 @@ fn the_example_configuration_is_valid() {
 fn the_set_up_commands_exist() {
     let readme = read("README.md");
     for script in ["tools/run.sh", "tools/test.sh"] {
-        assert!(readme.contains(script), "README.md does not mention {script}");
+        assert!(
+            readme.contains(script),
+            "README.md does not mention {script}"
+        );
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
         let mode = std::os::unix::fs::PermissionsExt::mode(
-            &std::fs::metadata(&path).expect("the script exists").permissions(),
+            &std::fs::metadata(&path)
+                .expect("the script exists")
+                .permissions(),
         );
         assert!(mode & 0o111 != 0, "{script} is not executable");
     }
