@@ -148,6 +148,9 @@ struct Running {
     metrics: Arc<StreamMetrics>,
     spliced: Vec<Bytes>,
     last_activity: Instant,
+    /// The ring had no IDR for longer than it holds (logged once per
+    /// episode).
+    starved: bool,
 }
 
 fn role_index(role: InputRole) -> usize {
@@ -220,6 +223,7 @@ impl StreamTask {
             metrics,
             spliced: Vec::new(),
             last_activity: Instant::now(),
+            starved: false,
         };
         for (name, sender) in outputs {
             stream.handle(StreamMsg::AttachOutput { name, sender });
@@ -559,8 +563,21 @@ impl Running {
         self.last_activity.elapsed()
     }
 
-    fn publish_metrics(&self) {
+    fn publish_metrics(&mut self) {
         self.metrics.set_buffer(&self.buffer.stats());
+        let starved = self.buffer.ring().is_starved();
+        if starved != self.starved {
+            self.starved = starved;
+            if starved {
+                tracing::warn!(
+                    stream = %self.id, buffer = self.buffer.ring().limits().budget,
+                    "no IDR for longer than the buffer holds: the stream still flows, and new \
+                     consumers start at the next random access point instead of an IDR"
+                );
+            } else {
+                tracing::info!(stream = %self.id, "IDRs again: consumers start at splice points");
+            }
+        }
     }
 
     /// Stops the encoders (shutdown).
