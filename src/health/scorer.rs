@@ -190,6 +190,9 @@ impl HealthScorer {
             return;
         }
         let ticks = stat.cpu_ticks();
+        // CPU time spent since the last sample: the process ran in
+        // between, whatever state both samples caught it in.
+        let ran = self.cpu.is_some_and(|(_, before)| ticks > before);
         if let Some((then, before)) = self.cpu {
             let dt = now.saturating_duration_since(then).as_secs_f64();
             if dt > 0.0 && self.s.clock_ticks_per_second > 0 {
@@ -202,6 +205,14 @@ impl HealthScorer {
         match stat.state {
             'Z' | 'X' | 'x' => return self.fail(now, Reason::Zombie),
             'T' | 't' => {
+                // Stopped *continuously*: a process stopped and continued
+                // between samples (a SIGSTOP/SIGCONT duty cycle, a
+                // debugger) is caught in `T` by sample after sample
+                // without ever being stopped for long; its CPU time
+                // advancing says so. Slowness is then the speed rules'.
+                if ran {
+                    self.stopped_since = None;
+                }
                 let since = *self.stopped_since.get_or_insert(now);
                 let stopped_for = now.saturating_duration_since(since);
                 if stopped_for >= self.s.stopped_for {
