@@ -282,8 +282,11 @@ fn fake_wrapper(dir: &TempDir, fault: &str, faulty: u32) -> PathBuf {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Encoders<'a> {
-    /// Real ffmpeg, 320x180 ultrafast, one thread.
+    /// Real ffmpeg, 320x180 ultrafast, one thread (~50× real time).
     Real,
+    /// Real ffmpeg, 640x360 x264 slow, one thread (~5× real time): a
+    /// duty cycle can hold it below real time.
+    RealHeavy,
     /// This program (the fake encoder or a wrapper).
     Fake(&'a Path),
 }
@@ -311,8 +314,12 @@ impl Case {
         capture_events();
         let dir = TempDir::new(&format!("encfail-{name}"));
         let ffmpeg = match encoders {
-            Encoders::Real => PathBuf::from("ffmpeg"),
+            Encoders::Real | Encoders::RealHeavy => PathBuf::from("ffmpeg"),
             Encoders::Fake(path) => path.to_path_buf(),
+        };
+        let (size, preset) = match encoders {
+            Encoders::RealHeavy => ("640x360", "slow"),
+            _ => ("320x180", "ultrafast"),
         };
         let toml = format!(
             r#"
@@ -329,8 +336,8 @@ stall_timeout_ms = {STALL_TIMEOUT_MS}
 name = "tiny"
 ffmpeg = "{ffmpeg}"
 video_codec = "libx264"
-size = "320x180"
-preset = "ultrafast"
+size = "{size}"
+preset = "{preset}"
 tune = "zerolatency"
 threads = 1
 video_bitrate = "300k"
@@ -696,9 +703,13 @@ fn slow_encoder_is_moved_after_degraded_grace() {
 }
 
 /// A real encoder under a SIGSTOP/SIGCONT duty cycle that holds it to
-/// ~0.7× real time: each stop is shorter than the stall and stopped-state
-/// thresholds, so only slowness (progress speed, cadence, lag) can see
-/// it; it must be degraded and moved after degraded_grace.
+/// ~0.7× real time: slow → degraded → moved after degraded_grace. Left
+/// alone, an encoder runs several times faster than real time, so a fixed duty
+/// cycle would only delay it; the cycle is steered by the published
+/// output's PTS (the file output, flushed every 500 ms): 200 ms periods,
+/// running 10 ms when ahead of 0.7× and 60 ms when behind, on a heavier
+/// profile (~5× real time). No stop is
+/// long enough to be a stall or a stopped process.
 #[test]
 fn duty_cycled_real_encoder_is_moved() {
     if !require("ffmpeg") {
@@ -706,46 +717,56 @@ fn duty_cycled_real_encoder_is_moved() {
     }
     let case = Case::start(
         "duty",
-        Encoders::Real,
-        14,
+        Encoders::RealHeavy,
+        16,
         "",
         "slow_for_ms = 1000\ndegraded_grace_ms = 1000",
     );
     let stream = case.stream();
     let (id, pid) = case.wait_published();
+    let out = case.dir.path("out.ts");
+    let last_pts = || video_pts(&out).last().copied();
     std::thread::sleep(Duration::from_millis(1000));
-    // The encoder runs far faster than real time when it runs: hold it
-    // to 0.7× by letting it run only while its CPU time says it is ahead
-    // of 0.7× of the wall clock… which it cannot know; instead, stop it
-    // 200 ms in every 210 ms, less than stopped_for (250 ms), and measure
-    // what the router sees.
     let began = Instant::now();
-    let stop_at = began + Duration::from_secs(8);
+    let base = wait_for(Duration::from_secs(2), last_pts).expect("output");
     let mut moved = None;
-    while Instant::now() < stop_at {
-        signal(pid, nix::sys::signal::Signal::SIGSTOP);
-        std::thread::sleep(Duration::from_millis(200));
+    let mut steps = 0;
+    while began.elapsed() < Duration::from_secs(9) {
+        let target = base + (0.7 * began.elapsed().as_secs_f64() * 90_000.0) as u64;
+        let ahead = last_pts().is_some_and(|pts| pts > target);
+        let run = if ahead { 10 } else { 60 };
         signal(pid, nix::sys::signal::Signal::SIGCONT);
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(run));
+        signal(pid, nix::sys::signal::Signal::SIGSTOP);
+        std::thread::sleep(Duration::from_millis(200 - run));
+        steps += 1;
         if let Some(f) = failovers(&stream).pop() {
             moved = Some(f);
             break;
         }
     }
     signal(pid, nix::sys::signal::Signal::SIGCONT);
-    let flagged = events(&stream)
-        .into_iter()
-        .find(|e| e.message == "encoder health" && e.encoder() == id && e.field("to") != "healthy");
+    let speed = last_pts().map(|pts| (pts - base) as f64 / 90_000.0 / began.elapsed().as_secs_f64());
+    let flagged = events(&stream).into_iter().find(|e| {
+        e.message == "encoder health" && e.encoder() == id && e.field("to") != "healthy"
+    });
     println!(
-        "{stream}: duty cycle 200 ms stopped / 10 ms running → {:?} after {:?}; failover {:?}",
-        flagged.as_ref().map(|e| (e.field("to").to_string(), e.field("reason").to_string())),
+        "{stream}: duty cycle ({steps} periods, published speed {speed:.2?}×) → {:?} after \
+         {:?}; failover {:?}",
+        flagged
+            .as_ref()
+            .map(|e| (e.field("to").to_string(), e.field("reason").to_string())),
         flagged.as_ref().map(|e| e.at.saturating_duration_since(began)),
-        moved.as_ref().map(|f| (f.field("reason").to_string(), f.at.saturating_duration_since(began))),
+        moved
+            .as_ref()
+            .map(|f| (f.field("reason").to_string(), f.at.saturating_duration_since(began))),
     );
     let moved = moved.unwrap_or_else(|| panic!("{stream}: the duty-cycled encoder was not moved"));
     let flagged = flagged.expect("a health transition");
     assert_eq!(flagged.field("to"), "degraded", "{stream}: slow, not failed");
     assert!(moved.field("reason").starts_with("degraded"), "{stream}");
+    let grace = moved.at.saturating_duration_since(flagged.at);
+    assert!(grace >= Duration::from_millis(1000), "{stream}: moved {grace:?} after degrading");
     case.finish(Duration::from_secs(12));
 }
 
@@ -889,6 +910,11 @@ fn hitless_survives_20_random_kills_without_losing_a_frame() {
             .unwrap_or_else(|| panic!("{stream}: kill {kill}: no failure event for {id}"));
         detections.push(ms(failed.at.saturating_duration_since(killed)));
         wait_until(Duration::from_secs(10), || failovers(&stream).len() > kill);
+        if failovers(&stream).len() != kill + 1 {
+            for e in events(&stream).iter().rev().take(30).rev() {
+                println!("  {:?} {} {:?}", e.at, e.message, e.fields);
+            }
+        }
         assert_eq!(failovers(&stream).len(), kill + 1, "{stream}: kill {kill}: no failover");
         // At least one GOP after the kill, and after the replacement is
         // published.
@@ -950,6 +976,9 @@ fn low_latency_kills_gap_within_detection_plus_one_gop() {
         outcome.frames.lost,
         failovers.iter().map(|f| f.number("gap_ms")).collect::<Vec<_>>()
     );
+    for f in &failovers {
+        println!("  failover {:?}", f.fields);
+    }
     assert_eq!(failovers.len(), KILLS);
     assert!(worst_detection <= 50.0);
     assert_eq!(outcome.frames.lost as i64, reported, "{stream}: events agree with the output");

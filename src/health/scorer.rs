@@ -190,9 +190,13 @@ impl HealthScorer {
             return;
         }
         let ticks = stat.cpu_ticks();
-        // CPU time spent since the last sample: the process ran in
-        // between, whatever state both samples caught it in.
-        let ran = self.cpu.is_some_and(|(_, before)| ticks > before);
+        // CPU time spent, or output written, since the last sample: the
+        // process ran in between, whatever state both samples caught it
+        // in. (CPU time is counted in 10 ms ticks: a short run may show
+        // none, but it writes.)
+        let ran = self.cpu.is_some_and(|(then, before)| {
+            ticks > before || self.stall.last_stdout.is_some_and(|out| out > then)
+        });
         if let Some((then, before)) = self.cpu {
             let dt = now.saturating_duration_since(then).as_secs_f64();
             if dt > 0.0 && self.s.clock_ticks_per_second > 0 {
@@ -208,8 +212,8 @@ impl HealthScorer {
                 // Stopped *continuously*: a process stopped and continued
                 // between samples (a SIGSTOP/SIGCONT duty cycle, a
                 // debugger) is caught in `T` by sample after sample
-                // without ever being stopped for long; its CPU time
-                // advancing says so. Slowness is then the speed rules'.
+                // without ever being stopped for long; its CPU time or
+                // output advancing says so. Slowness is then the speed rules'.
                 if ran {
                     self.stopped_since = None;
                 }

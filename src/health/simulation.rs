@@ -537,9 +537,15 @@ mod rules {
             h.on_proc_sample(ms(t0, n * 250), &proc_line('T', n));
         }
         assert_eq!(h.state(), HealthState::Healthy);
-        // Once the CPU time stops moving, it is stopped.
-        h.on_proc_sample(ms(t0, 10_250), &proc_line('T', 39));
-        h.on_proc_sample(ms(t0, 10_500), &proc_line('T', 39));
+        // Runs too short to be counted a tick, but which write output.
+        for n in 0..10u64 {
+            h.on_stdout(ms(t0, 10_000 + n * 250 + 100), 188);
+            h.on_proc_sample(ms(t0, 10_000 + n * 250), &proc_line('T', 40));
+        }
+        assert_eq!(h.state(), HealthState::Healthy);
+        // Once neither moves, it is stopped.
+        h.on_proc_sample(ms(t0, 12_500), &proc_line('T', 40));
+        h.on_proc_sample(ms(t0, 12_750), &proc_line('T', 40));
         assert!(matches!(
             h.poll_event().map(|e| e.reason),
             Some(Reason::Stopped { .. })
