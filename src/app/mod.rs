@@ -149,7 +149,12 @@ fn check_encoders(config: &Config) -> Result<(), StartError> {
         .streams
         .iter()
         .map(|s| s.settings.profile.as_str())
-        .chain(config.srt.accept_any_stream.then_some(config.defaults.profile.as_str()));
+        .chain(
+            config
+                .srt
+                .accept_any_stream
+                .then_some(config.defaults.profile.as_str()),
+        );
     for name in names {
         if let Some(spec) = config
             .profile(name)
