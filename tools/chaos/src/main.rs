@@ -65,7 +65,9 @@ struct Args {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = number.parse().map_err(|_| format!("`{s}`: a number and s, m or h"))?;
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{s}`: a number and s, m or h"))?;
     match unit {
         "" | "s" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
@@ -131,7 +133,10 @@ fn signal(pid: u32, signal: Signal) {
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
         .is_some_and(|zombie| !zombie)
 }
 
@@ -184,8 +189,16 @@ impl Log {
             serde_json::Value::String(s) => s.parse().unwrap_or(f64::NAN),
             _ => f64::NAN,
         };
-        let stream = text("stream");
-        let encoder = num("encoder") as u64;
+        let mut stream = text("stream");
+        let mut encoder = num("encoder") as u64;
+        // The encoder shell labels its events `STREAM#ID` (and logs them
+        // first).
+        if stream.is_empty()
+            && let Some((s, id)) = text("encoder").rsplit_once('#')
+        {
+            stream = s.to_string();
+            encoder = id.parse().unwrap_or(0);
+        }
         if v["target"] == "switchyard::failover" {
             let to = num("to") as u64;
             self.active.insert(stream.clone(), (to, at));
@@ -207,13 +220,16 @@ impl Log {
             "publishing encoder output" => {
                 self.active.insert(stream, (encoder, at));
             }
-            "encoder health" => self.health.push(Health {
-                at,
-                stream,
-                encoder,
-                to: text("to"),
-                reason: text("reason"),
-            }),
+            // The shell's event comes first; the stream task's repeats it.
+            "encoder health" if v["target"] == "switchyard::encoder::process" => {
+                self.health.push(Health {
+                    at,
+                    stream,
+                    encoder,
+                    to: text("to"),
+                    reason: text("reason"),
+                })
+            }
             "publishing the input unencoded (passthrough)"
             | "stream stopped: no encoder could run it" => self.gave_up.push(stream),
             _ => {}
@@ -249,7 +265,9 @@ impl Output {
         }
         let afc = (b3 >> 4) & 3;
         let cc = b3 & 0x0F;
-        let discontinuity = afc & 2 != 0 && p.get(4).is_some_and(|&l| l > 0) && p.get(5).is_some_and(|&f| f & 0x80 != 0);
+        let discontinuity = afc & 2 != 0
+            && p.get(4).is_some_and(|&l| l > 0)
+            && p.get(5).is_some_and(|&f| f & 0x80 != 0);
         if afc & 1 != 0 {
             match self.cc.insert(pid, cc) {
                 Some(last) if !discontinuity && cc != (last + 1) & 0x0F && cc != last => {
@@ -261,8 +279,14 @@ impl Output {
         if b1 & 0x40 == 0 || afc & 1 == 0 {
             return;
         }
-        let start = if afc & 2 != 0 { 5 + usize::from(p.get(4).copied().unwrap_or(0)) } else { 4 };
-        let Some(pes) = p.get(start..start + 14) else { return };
+        let start = if afc & 2 != 0 {
+            5 + usize::from(p.get(4).copied().unwrap_or(0))
+        } else {
+            4
+        };
+        let Some(pes) = p.get(start..start + 14) else {
+            return;
+        };
         if pes[..3] != [0, 0, 1] || !(0xE0..=0xEF).contains(&pes[3]) || pes[7] & 0x80 == 0 {
             return;
         }
@@ -340,7 +364,10 @@ fn main() -> Result<()> {
     {
         let flag = interrupted.clone();
         std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             if rt.block_on(tokio::signal::ctrl_c()).is_ok() {
@@ -366,9 +393,10 @@ fn main() -> Result<()> {
         preset = args.preset,
     );
     for (i, id) in streams.iter().enumerate() {
-        let mode = args.mode.clone().unwrap_or_else(|| {
-            if i % 2 == 0 { "low-latency" } else { "hitless" }.to_string()
-        });
+        let mode = args
+            .mode
+            .clone()
+            .unwrap_or_else(|| if i % 2 == 0 { "low-latency" } else { "hitless" }.to_string());
         toml.push_str(&format!(
             "\n[[stream]]\nid = \"{id}\"\nfailover_mode = \"{mode}\"\n  [[stream.input]]\n  kind = \"udp\"\n  \
              listen = \"127.0.0.1:{input}\"\n  [[stream.output]]\n  kind = \"udp\"\n  address = \"127.0.0.1:{output}\"\n",
@@ -390,7 +418,9 @@ fn main() -> Result<()> {
             let mut buf = [0u8; 65536];
             while !stop.load(Ordering::Relaxed) {
                 if let Ok(n) = socket.recv(&mut buf) {
-                    out.lock().unwrap_or_else(|e| e.into_inner()).datagram(&buf[..n]);
+                    out.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .datagram(&buf[..n]);
                 }
             }
         }));
@@ -429,10 +459,36 @@ fn main() -> Result<()> {
         let child = Command::new("ffmpeg")
             .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
             .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25"])
-            .args(["-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-            .args(["-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast"])
-            .args(["-tune", "zerolatency", "-g", "25", "-keyint_min", "25", "-sc_threshold", "0"])
-            .args(["-bf", "0", "-b:v", "1500k", "-maxrate", "1500k", "-bufsize", "1M"])
+            .args([
+                "-re",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=48000",
+            ])
+            .args([
+                "-map",
+                "0:v",
+                "-map",
+                "1:a",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+            ])
+            .args([
+                "-tune",
+                "zerolatency",
+                "-g",
+                "25",
+                "-keyint_min",
+                "25",
+                "-sc_threshold",
+                "0",
+            ])
+            .args([
+                "-bf", "0", "-b:v", "1500k", "-maxrate", "1500k", "-bufsize", "1M",
+            ])
             .args(["-c:a", "aac", "-b:a", "128k", "-output_ts_offset", &offset])
             .args(["-f", "mpegts"])
             .arg(format!("udp://127.0.0.1:{}?pkt_size=1316", port(10 + i)))
@@ -455,7 +511,8 @@ fn main() -> Result<()> {
     );
     let started = Instant::now();
     let warmup = Duration::from_secs(5);
-    let mut next_fault = started + warmup + Duration::from_secs_f64(args.fault_every * (0.5 + rng.unit()));
+    let mut next_fault =
+        started + warmup + Duration::from_secs_f64(args.fault_every * (0.5 + rng.unit()));
     let mut next_progress = started + Duration::from_secs(1);
     let mut injected: Vec<Injected> = Vec::new();
     let mut slowing: Vec<std::thread::JoinHandle<()>> = Vec::new();
@@ -483,7 +540,8 @@ fn main() -> Result<()> {
                 .filter_map(|s| {
                     let (enc, since) = *log_now.active.get(s)?;
                     let pid = *log_now.pids.get(&(s.clone(), enc))?;
-                    (since.elapsed() >= Duration::from_secs(2) && alive(pid)).then(|| (s.clone(), enc, pid))
+                    (since.elapsed() >= Duration::from_secs(2) && alive(pid))
+                        .then(|| (s.clone(), enc, pid))
                 })
                 .collect();
             drop(log_now);
@@ -495,17 +553,29 @@ fn main() -> Result<()> {
                     Fault::Stop => signal(pid, Signal::SIGSTOP),
                     Fault::Slow => {
                         let index = streams.iter().position(|s| *s == stream).unwrap_or(0);
-                        let (out, log, stream) = (outputs[index].clone(), log.clone(), stream.clone());
-                        slowing.push(std::thread::spawn(move || slow(pid, encoder, &stream, &out, &log)));
+                        let (out, log, stream) =
+                            (outputs[index].clone(), log.clone(), stream.clone());
+                        slowing.push(std::thread::spawn(move || {
+                            slow(pid, encoder, &stream, &out, &log)
+                        }));
                     }
                 }
-                injected.push(Injected { at, fault, stream, encoder });
+                injected.push(Injected {
+                    at,
+                    fault,
+                    stream,
+                    encoder,
+                });
             }
         }
         if now >= next_progress {
             next_progress += Duration::from_secs(1);
             let log = log.lock().unwrap_or_else(|e| e.into_inner());
-            let false_count = log.failovers.iter().filter(|f| !caused(f, &injected)).count();
+            let false_count = log
+                .failovers
+                .iter()
+                .filter(|f| !caused(f, &injected))
+                .count();
             let (mut kbps, mut cc) = (Vec::new(), 0);
             for out in &outputs {
                 let o = out.lock().unwrap_or_else(|e| e.into_inner());
@@ -525,6 +595,7 @@ fn main() -> Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
     let ran = started.elapsed();
+    let end = Instant::now();
     stop.store(true, Ordering::SeqCst);
     for t in slowing {
         let _ = t.join();
@@ -545,14 +616,26 @@ fn main() -> Result<()> {
             signal(*pid, Signal::SIGKILL);
         }
     }
-    report(&args, ran, ended_early, &injected, &log, &outputs, &streams);
+    report(
+        &args,
+        ran,
+        end,
+        ended_early,
+        &injected,
+        &log,
+        &outputs,
+        &streams,
+    );
     Ok(())
 }
 
 fn is_child_of(pid: u32, parent: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| s.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(1)?.parse::<u32>().ok()))
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().nth(1)?.parse::<u32>().ok())
+        })
         == Some(parent)
 }
 
@@ -581,7 +664,11 @@ fn slow(pid: u32, encoder: u64, stream: &str, out: &Mutex<Output>, log: &Mutex<L
             break;
         }
         let target = base + (0.7 * began.elapsed().as_secs_f64() * 90_000.0) as u64;
-        let run = if pts().is_some_and(|p| p > target) { 2 } else { 40 };
+        let run = if pts().is_some_and(|p| p > target) {
+            2
+        } else {
+            40
+        };
         signal(pid, Signal::SIGCONT);
         std::thread::sleep(Duration::from_millis(run));
         signal(pid, Signal::SIGSTOP);
@@ -603,7 +690,10 @@ fn histogram() -> Histogram<u64> {
 
 fn table_row(name: &str, h: &Histogram<u64>) {
     if h.is_empty() {
-        println!("| {name:<34} | {:>5} | {:>7} | {:>7} | {:>7} | {:>7} | {:>7} |", 0, "-", "-", "-", "-", "-");
+        println!(
+            "| {name:<34} | {:>5} | {:>7} | {:>7} | {:>7} | {:>7} | {:>7} |",
+            0, "-", "-", "-", "-", "-"
+        );
         return;
     }
     println!(
@@ -617,9 +707,11 @@ fn table_row(name: &str, h: &Histogram<u64>) {
     );
 }
 
+#[allow(clippy::too_many_arguments)]
 fn report(
     args: &Args,
     ran: Duration,
+    end: Instant,
     ended_early: Option<&str>,
     injected: &[Injected],
     log: &Log,
@@ -629,12 +721,16 @@ fn report(
     println!(
         "\nchaos: ran {:.0} s{}, {} streams, encoders {} (320x180, 1 thread), load at end {}",
         ran.as_secs_f64(),
-        ended_early.map(|why| format!(" (ended early: {why})")).unwrap_or_default(),
+        ended_early
+            .map(|why| format!(" (ended early: {why})"))
+            .unwrap_or_default(),
         args.streams,
         args.preset,
         loadavg()
     );
-    println!("\nfaults injected and what the router saw (detection: fault → the encoder's health event, ms):\n");
+    println!(
+        "\nfaults injected and what the router saw (detection: fault → the encoder's health event, ms):\n"
+    );
     println!("| fault | injected | detected | moved | detection p50 | p90 | max |");
     println!("|---|---|---|---|---|---|---|");
     let mut detection_all = histogram();
@@ -653,11 +749,21 @@ fn report(
                 let _ = h.record(ms.max(1));
                 let _ = detection_all.record(ms.max(1));
             }
-            if log.failovers.iter().any(|f| f.stream == i.stream && f.from == i.encoder) {
+            if log
+                .failovers
+                .iter()
+                .any(|f| f.stream == i.stream && f.from == i.encoder)
+            {
                 moved += 1;
             }
         }
-        let q = |q: f64| if h.is_empty() { "-".to_string() } else { h.value_at_quantile(q).to_string() };
+        let q = |q: f64| {
+            if h.is_empty() {
+                "-".to_string()
+            } else {
+                h.value_at_quantile(q).to_string()
+            }
+        };
         println!(
             "| {} | {} | {} | {} | {} | {} | {} |",
             fault.name(),
@@ -666,18 +772,32 @@ fn report(
             moved,
             q(0.5),
             q(0.9),
-            if h.is_empty() { "-".into() } else { h.max().to_string() }
+            if h.is_empty() {
+                "-".into()
+            } else {
+                h.max().to_string()
+            }
         );
     }
-    let (mut gap_ll, mut gap_hl, mut lost_ll, mut lost_hl, mut grace) =
-        (histogram(), histogram(), histogram(), histogram(), histogram());
+    let (mut gap_ll, mut gap_hl, mut lost_ll, mut lost_hl, mut grace) = (
+        histogram(),
+        histogram(),
+        histogram(),
+        histogram(),
+        histogram(),
+    );
     let hitless = |stream: &str| {
-        streams.iter().position(|s| s == stream).is_some_and(|i| {
-            args.mode.as_deref().map_or(i % 2 == 1, |m| m == "hitless")
-        })
+        streams
+            .iter()
+            .position(|s| s == stream)
+            .is_some_and(|i| args.mode.as_deref().map_or(i % 2 == 1, |m| m == "hitless"))
     };
     for f in &log.failovers {
-        let (gap, lost) = if hitless(&f.stream) { (&mut gap_hl, &mut lost_hl) } else { (&mut gap_ll, &mut lost_ll) };
+        let (gap, lost) = if hitless(&f.stream) {
+            (&mut gap_hl, &mut lost_hl)
+        } else {
+            (&mut gap_ll, &mut lost_ll)
+        };
         let _ = gap.record((f.gap_ms.max(0.0) as u64).max(1));
         // hdrhistogram has no zero with a lowest bound of 1: frames are
         // counted + 1.
@@ -687,15 +807,31 @@ fn report(
         }
     }
     println!("\nper failover (hdrhistogram; frames lost are recorded as n + 1, so 1 = none):\n");
-    println!("| {:<34} | {:>5} | {:>7} | {:>7} | {:>7} | {:>7} | {:>7} |", "metric", "count", "min", "p50", "p90", "p99", "max");
-    println!("|{}|{}|{}|{}|{}|{}|{}|", "-".repeat(36), "-".repeat(7), "-".repeat(9), "-".repeat(9), "-".repeat(9), "-".repeat(9), "-".repeat(9));
+    println!(
+        "| {:<34} | {:>5} | {:>7} | {:>7} | {:>7} | {:>7} | {:>7} |",
+        "metric", "count", "min", "p50", "p90", "p99", "max"
+    );
+    println!(
+        "|{}|{}|{}|{}|{}|{}|{}|",
+        "-".repeat(36),
+        "-".repeat(7),
+        "-".repeat(9),
+        "-".repeat(9),
+        "-".repeat(9),
+        "-".repeat(9),
+        "-".repeat(9)
+    );
     table_row("detection, any fault (ms)", &detection_all);
     table_row("degraded → moved (ms)", &grace);
     table_row("output gap, low-latency (wall ms)", &gap_ll);
     table_row("output gap, hitless (wall ms)", &gap_hl);
     table_row("frames lost + 1, low-latency", &lost_ll);
     table_row("frames lost + 1, hitless", &lost_hl);
-    let false_failovers: Vec<&Failover> = log.failovers.iter().filter(|f| !caused(f, injected)).collect();
+    let false_failovers: Vec<&Failover> = log
+        .failovers
+        .iter()
+        .filter(|f| !caused(f, injected) && f.at < end)
+        .collect();
     println!(
         "\nfailovers: {} ({} caused by an injected fault), false failovers: {}",
         log.failovers.len(),
@@ -703,17 +839,30 @@ fn report(
         false_failovers.len()
     );
     for f in &false_failovers {
-        println!("  false: {} from encoder {}: {}", f.stream, f.from, f.reason);
+        println!(
+            "  false: {} from encoder {}: {}",
+            f.stream, f.from, f.reason
+        );
     }
     let false_flags: Vec<&Health> = log
         .health
         .iter()
-        .filter(|h| h.to != "healthy")
-        .filter(|h| !injected.iter().any(|i| i.stream == h.stream && i.encoder == h.encoder))
+        .filter(|h| h.to != "healthy" && h.at < end)
+        .filter(|h| {
+            !injected
+                .iter()
+                .any(|i| i.stream == h.stream && i.encoder == h.encoder)
+        })
         .collect();
-    println!("health flags on encoders no fault was injected into: {}", false_flags.len());
+    println!(
+        "health flags on encoders no fault was injected into: {}",
+        false_flags.len()
+    );
     for h in false_flags.iter().take(10) {
-        println!("  {} encoder {} → {}: {}", h.stream, h.encoder, h.to, h.reason);
+        println!(
+            "  {} encoder {} → {}: {}",
+            h.stream, h.encoder, h.to, h.reason
+        );
     }
     if !log.gave_up.is_empty() {
         println!("streams that gave up encoding: {:?}", log.gave_up);
@@ -725,7 +874,11 @@ fn report(
         let o = out.lock().unwrap_or_else(|e| e.into_inner()).clone();
         println!(
             "| {stream} | {} | {} | {} | {} | {} | {} |",
-            if hitless(stream) { "hitless" } else { "low-latency" },
+            if hitless(stream) {
+                "hitless"
+            } else {
+                "low-latency"
+            },
             o.frames,
             o.bytes * 8 / 1000 / ran.as_secs().max(1),
             o.cc_errors,
