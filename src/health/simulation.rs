@@ -537,15 +537,21 @@ mod rules {
             h.on_proc_sample(ms(t0, n * 250), &proc_line('T', n));
         }
         assert_eq!(h.state(), HealthState::Healthy);
-        // Runs too short to be counted a tick, but which write output.
+        // Runs too short to be counted a tick, but counted in ns.
         for n in 0..10u64 {
-            h.on_stdout(ms(t0, 10_000 + n * 250 + 100), 188);
-            h.on_proc_sample(ms(t0, 10_000 + n * 250), &proc_line('T', 40));
+            h.on_proc_sample_with_run_time(
+                ms(t0, 10_000 + n * 250),
+                &proc_line('T', 40),
+                Some(1_000_000 * n),
+            );
         }
+        // Output read from the pipe is no sign of running.
+        h.on_stdout(ms(t0, 12_400), 188);
+        h.on_stdout(ms(t0, 12_600), 188);
         assert_eq!(h.state(), HealthState::Healthy);
         // Once neither moves, it is stopped.
-        h.on_proc_sample(ms(t0, 12_500), &proc_line('T', 40));
-        h.on_proc_sample(ms(t0, 12_750), &proc_line('T', 40));
+        h.on_proc_sample_with_run_time(ms(t0, 12_500), &proc_line('T', 40), Some(9_000_000));
+        h.on_proc_sample_with_run_time(ms(t0, 12_750), &proc_line('T', 40), Some(9_000_000));
         assert!(matches!(
             h.poll_event().map(|e| e.reason),
             Some(Reason::Stopped { .. })

@@ -560,6 +560,11 @@ fn main() -> Result<()> {
                         }));
                     }
                 }
+                println!(
+                    "[{:>4}s] fault: {} {stream} encoder {encoder} (pid {pid})",
+                    started.elapsed().as_secs(),
+                    fault.name()
+                );
                 injected.push(Injected {
                     at,
                     fault,
