@@ -9,6 +9,7 @@
 //! | `-probesize 128k -analyzeduration 0` | default probing waits ~5 s on stdin; ≤ 32k silently drops audio; not `-fflags nobuffer`, which loses the first GOP |
 //! | `-f mpegts -i pipe:0` | the stream arrives on stdin, starting at PAT+PMT+IDR |
 //! | `-copyts`, `-mpegts_copyts 1` | the input timeline, unshifted (`-copyts` alone still shifts PTS by 1.4 s) |
+//! | `-enc_time_base:v -1` | video PTS kept to the tick: by default the encoder's time base is 1/frame rate, so a source whose PTS are off that grid (any real camera) gets every frame renumbered, differently by each encoder depending on where it joined (measured: a replacement's frames 2.47 frames off the first encoder's) |
 //! | `-force_key_frames source -forced-idr 1` | an IDR exactly where the source has one |
 //! | `-sc_threshold 0`, x264 `keyint=infinite`, x265 `keyint=-1:scenecut=0:open-gop=0` | no keyframe of the encoder's own: a scene cut or a GOP length counted from the encoder's start differs between encoders |
 //! | `-map 0:v:0 -map 0:a:0?`, `-streamid`, `-mpegts_start_pid`, `-mpegts_pmt_start_pid`, `-mpegts_service_id` | the same streams on the same PIDs: PAT/PMT byte-identical across processes |
@@ -84,6 +85,7 @@ pub fn ffmpeg_args(profile: &Profile, layout: &StreamLayout) -> Option<Vec<OsStr
                 format!("scale={}:{}", size.width, size.height),
             ]);
         }
+        a.extend(["-enc_time_base:v".into(), "-1".into()]);
         a.extend(["-force_key_frames".into(), "source".into()]);
         a.extend(["-sc_threshold".into(), "0".into()]);
         let ours = match video.codec.as_str() {
@@ -220,7 +222,8 @@ mod tests {
             line(&profile(&[])),
             "-hide_banner -nostdin -probesize 128k -analyzeduration 0 -f mpegts -i pipe:0 -copyts \
              -map 0:v:0 -map 0:a:0? -c:v libx264 -preset veryfast -tune zerolatency -b:v 2500k \
-             -threads 1 -vf scale=854:480 -force_key_frames source -sc_threshold 0 -forced-idr 1 \
+             -threads 1 -vf scale=854:480 -enc_time_base:v -1 -force_key_frames source -sc_threshold 0 \
+             -forced-idr 1 \
              -x264-params keyint=infinite:scenecut=0:open-gop=0 -c:a aac -b:a 128k -f mpegts \
              -mpegts_copyts 1 -pes_payload_size 0 -mpegts_service_id 1 -mpegts_pmt_start_pid 0x1000 \
              -mpegts_start_pid 0x0100 -streamid 0:256 -streamid 1:257 -progress pipe:2 \

@@ -603,9 +603,10 @@ impl Supervisor {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
             .ok()
             .and_then(|text| parse_proc_stat(&text).ok());
+        let run_ns = run_time_ns(self.pid);
         let mut scorer = self.shared.scorer();
         if let Some(stat) = stat {
-            scorer.on_proc_sample(now, &stat);
+            scorer.on_proc_sample_with_run_time(now, &stat, run_ns);
         }
         scorer.on_queue_depth(now, depth);
     }
@@ -619,6 +620,25 @@ impl Supervisor {
             let _ = self.events.send(EncoderEvent::Health(event));
         }
     }
+}
+
+/// Time the process's threads have spent on a CPU, ns: the first field of
+/// each `/proc/PID/task/TID/schedstat` (kernels with schedstats; `None`
+/// elsewhere).
+fn run_time_ns(pid: u32) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = None;
+    for task in tasks.flatten() {
+        let text = std::fs::read_to_string(task.path().join("schedstat")).ok();
+        if let Some(ns) = text
+            .as_deref()
+            .and_then(|t| t.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            total = Some(total.unwrap_or(0u64).saturating_add(ns));
+        }
+    }
+    total
 }
 
 fn signal(pid: u32, signal: nix::sys::signal::Signal) {

@@ -193,6 +193,10 @@ const OWNED: &[(&str, &str)] = &[
         "every encoder must keep the input timeline (-copyts)",
     ),
     ("copytb", "every encoder must keep the input timeline"),
+    (
+        "enc_time_base",
+        "switchyard sets -enc_time_base:v -1 so that video PTS are kept to the tick, not rounded to the frame rate",
+    ),
     ("itsoffset", "every encoder must keep the input timeline"),
     (
         "output_ts_offset",

@@ -18,7 +18,9 @@
 //!   (its first output); the old encoder is stopped once it is replaced
 //!   (SIGTERM, then SIGKILL: the shell's job), at once if it failed.
 //! - A stream whose encoders keep failing (`crash_limit` failures within
-//!   `crash_window`) backs off exponentially before starting another, and
+//!   `crash_window`, counting only encoders that failed before producing
+//!   output for `settled_after`: one that ran and then died is replaced,
+//!   not held against the stream) backs off exponentially before starting another, and
 //!   after `max_restarts_in_backoff` backoffs falls back to passthrough or
 //!   stops, per configuration, and says so.
 //!
@@ -64,6 +66,10 @@ pub struct SupervisorSettings {
     /// 3 in 30 s.
     pub crash_limit: usize,
     pub crash_window: Duration,
+    /// An encoder that produced output this long before it failed does
+    /// not count towards a crash loop: it worked, and something killed
+    /// it. Default 1 s (one GOP of a typical source).
+    pub settled_after: Duration,
     /// First backoff of a crash loop, doubling up to `backoff_max`.
     /// Defaults 1 s and 16 s.
     pub backoff_min: Duration,
@@ -84,6 +90,7 @@ impl Default for SupervisorSettings {
             hot_standby: false,
             crash_limit: 3,
             crash_window: Duration::from_secs(30),
+            settled_after: Duration::from_secs(1),
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(16),
             max_backoffs: 4,
@@ -158,6 +165,8 @@ struct Encoder {
     health: HealthState,
     /// Produced output: may be switched to.
     ready: bool,
+    /// When it first produced output.
+    ready_at: Option<Instant>,
     started: Instant,
     /// When it became degraded (None when healthy).
     degraded_since: Option<Instant>,
@@ -238,6 +247,7 @@ impl EncoderSupervisor {
             id,
             health: HealthState::Healthy,
             ready: false,
+            ready_at: None,
             started: now,
             degraded_since: None,
             reason: String::new(),
@@ -263,6 +273,7 @@ impl EncoderSupervisor {
     pub fn on_ready(&mut self, now: Instant, id: EncoderId) {
         if let Some(e) = self.encoder_mut(id) {
             e.ready = true;
+            e.ready_at.get_or_insert(now);
         }
         if let Some((to, since, reason)) = self.moving.clone()
             && to == id
@@ -274,9 +285,13 @@ impl EncoderSupervisor {
     /// A health transition of one encoder.
     pub fn on_health(&mut self, now: Instant, id: EncoderId, state: HealthState, reason: &str) {
         let is_active = self.active() == Some(id);
+        let settled_after = self.settings.settled_after;
         let Some(e) = self.encoder_mut(id) else {
             return;
         };
+        let settled = e
+            .ready_at
+            .is_some_and(|at| now.saturating_duration_since(at) >= settled_after);
         e.health = state;
         e.reason = reason.to_string();
         e.degraded_since = match state {
@@ -292,13 +307,17 @@ impl EncoderSupervisor {
                     active.stopped = true;
                 }
                 self.actions.push_back(Action::Stop { id });
-                self.failure(now);
+                if !settled {
+                    self.failure(now);
+                }
                 self.replace(now, now, MoveReason::Failed(reason.to_string()));
             }
             (HealthState::Failed, false) => {
                 // A standby or replacement failed: forget it; a new one
                 // is started if needed.
-                self.failure(now);
+                if !settled {
+                    self.failure(now);
+                }
                 self.drop_other(id);
                 if self.moving.as_ref().is_some_and(|(to, _, _)| *to == id)
                     && let Some((_, since, reason)) = self.moving.take()
@@ -690,6 +709,50 @@ mod tests {
             [ms(1000), ms(2000), ms(4000), ms(8000)],
             "exponential, then give up"
         );
+    }
+
+    /// Runs `kills` encoders that each produce output for `runs_for` and
+    /// are then killed; returns the backoffs seen.
+    fn kill_after_running(runs_for: Duration, kills: usize) -> (Vec<Duration>, bool) {
+        let t0 = Instant::now();
+        let mut s = EncoderSupervisor::new(t0, SupervisorSettings::default());
+        let mut now = t0;
+        let mut backoffs = Vec::new();
+        let mut killed = 0;
+        while killed < kills && !s.gave_up() {
+            let actions = drain(&mut s);
+            if actions.is_empty() {
+                // Only a timer is left: the backoff.
+                let Some(t) = s.poll_timeout() else { break };
+                now = now.max(t);
+                s.handle_timeout(now);
+            }
+            for action in actions {
+                if let Action::Start { id, .. } = action {
+                    now += ms(100);
+                    s.on_ready(now, id);
+                    now += runs_for;
+                    s.on_exited(now, id, "signal 9");
+                    killed += 1;
+                }
+            }
+            while let Some(e) = s.poll_event() {
+                if let FailoverEvent::BackingOff { delay, .. } = e {
+                    backoffs.push(delay);
+                }
+            }
+        }
+        (backoffs, s.gave_up())
+    }
+
+    #[test]
+    fn encoders_killed_after_settling_are_no_crash_loop() {
+        // 20 kills 1.2 s apart (issue 4 point 8): each encoder worked.
+        let (backoffs, gave_up) = kill_after_running(ms(1100), 20);
+        assert!(backoffs.is_empty() && !gave_up, "{backoffs:?}");
+        // Dying 0.5 s after its first output is still a crash loop.
+        let (backoffs, gave_up) = kill_after_running(ms(500), 40);
+        assert!(!backoffs.is_empty() && gave_up, "{backoffs:?}");
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub struct HealthScorer {
     stall: StallClock,
     stopped_since: Option<Instant>,
     cpu: Option<(Instant, u64)>,
+    /// Run time of the process's threads at the last sample, ns.
+    run_ns: Option<u64>,
     cpu_share: Option<f64>,
     /// (arrival, out_time_us) of recent `-progress` blocks.
     blocks: VecDeque<(Instant, i64)>,
@@ -55,6 +57,7 @@ impl HealthScorer {
             stall: StallClock::default(),
             stopped_since: None,
             cpu: None,
+            run_ns: None,
             cpu_share: None,
             blocks: VecDeque::new(),
             speed: None,
@@ -186,10 +189,35 @@ impl HealthScorer {
 
     /// A `/proc/PID/stat` sample.
     pub fn on_proc_sample(&mut self, now: Instant, stat: &ProcStat) {
+        self.on_proc_sample_with_run_time(now, stat, None);
+    }
+
+    /// A `/proc/PID/stat` sample, with the time the process's threads
+    /// have spent on a CPU (the sum of `/proc/PID/task/*/schedstat`'s
+    /// first field, in ns) when the shell could read it.
+    pub fn on_proc_sample_with_run_time(
+        &mut self,
+        now: Instant,
+        stat: &ProcStat,
+        run_ns: Option<u64>,
+    ) {
         if self.failed() {
             return;
         }
         let ticks = stat.cpu_ticks();
+        // CPU time spent since the last sample: the process ran in
+        // between, whatever state both samples caught it in. `stat`
+        // counts 10 ms ticks, which a run of a few ms may not show;
+        // schedstat counts ns. (Output read since the last sample is no
+        // sign: the pipe holds what was written before a stop.)
+        let ran_ns = match (run_ns, self.run_ns) {
+            (Some(now_ns), Some(before)) => now_ns > before,
+            _ => false,
+        };
+        if run_ns.is_some() {
+            self.run_ns = run_ns;
+        }
+        let ran = ran_ns || self.cpu.is_some_and(|(_, before)| ticks > before);
         if let Some((then, before)) = self.cpu {
             let dt = now.saturating_duration_since(then).as_secs_f64();
             if dt > 0.0 && self.s.clock_ticks_per_second > 0 {
@@ -202,6 +230,14 @@ impl HealthScorer {
         match stat.state {
             'Z' | 'X' | 'x' => return self.fail(now, Reason::Zombie),
             'T' | 't' => {
+                // Stopped *continuously*: a process stopped and continued
+                // between samples (a SIGSTOP/SIGCONT duty cycle, a
+                // debugger) is caught in `T` by sample after sample
+                // without ever being stopped for long; its CPU time
+                // advancing says so. Slowness is then the speed rules'.
+                if ran {
+                    self.stopped_since = None;
+                }
                 let since = *self.stopped_since.get_or_insert(now);
                 let stopped_for = now.saturating_duration_since(since);
                 if stopped_for >= self.s.stopped_for {

@@ -158,8 +158,12 @@ fn script(m: &Model) -> Vec<(Duration, Obs)> {
     let mut ticks = 0u64;
     let mut t = 0.05;
     while t < m.secs {
-        ticks += rng.range(1.0, 3.0) as u64;
-        let state = if m.fault == Fault::SigStop && t >= fault_at {
+        let stopped = m.fault == Fault::SigStop && t >= fault_at;
+        // A stopped process uses no CPU.
+        if !stopped {
+            ticks += rng.range(1.0, 3.0) as u64;
+        }
+        let state = if stopped {
             'T'
         } else if rng.chance(0.3) {
             'R'
@@ -517,6 +521,37 @@ mod rules {
         h.on_proc_sample(ms(t0, 500), &proc_line('T', 0));
         assert_eq!(h.state(), HealthState::Healthy);
         h.on_proc_sample(ms(t0, 550), &proc_line('T', 0));
+        assert!(matches!(
+            h.poll_event().map(|e| e.reason),
+            Some(Reason::Stopped { .. })
+        ));
+    }
+
+    #[test]
+    fn a_duty_cycled_process_is_not_stopped() {
+        // Stopped 200 ms of every 210 ms: each sample (every 250 ms)
+        // finds it in `T`, but its CPU time moves between samples.
+        let t0 = Instant::now();
+        let mut h = HealthScorer::new(HealthSettings::default(), t0);
+        for n in 0..40u64 {
+            h.on_proc_sample(ms(t0, n * 250), &proc_line('T', n));
+        }
+        assert_eq!(h.state(), HealthState::Healthy);
+        // Runs too short to be counted a tick, but counted in ns.
+        for n in 0..10u64 {
+            h.on_proc_sample_with_run_time(
+                ms(t0, 10_000 + n * 250),
+                &proc_line('T', 40),
+                Some(1_000_000 * n),
+            );
+        }
+        // Output read from the pipe is no sign of running.
+        h.on_stdout(ms(t0, 12_400), 188);
+        h.on_stdout(ms(t0, 12_600), 188);
+        assert_eq!(h.state(), HealthState::Healthy);
+        // Once neither moves, it is stopped.
+        h.on_proc_sample_with_run_time(ms(t0, 12_500), &proc_line('T', 40), Some(9_000_000));
+        h.on_proc_sample_with_run_time(ms(t0, 12_750), &proc_line('T', 40), Some(9_000_000));
         assert!(matches!(
             h.poll_event().map(|e| e.reason),
             Some(Reason::Stopped { .. })
