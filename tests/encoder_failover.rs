@@ -10,7 +10,8 @@
 //! Each case measures, from the router's own tracing events (captured
 //! in-process by a subscriber layer) and from the recordings:
 //!
-//! - detection: from the fault to the encoder's health event;
+//! - detection: from the fault to the encoder's health event (the encoder
+//!   shell's, which the stream task's follows through a mailbox);
 //! - frames lost and duplicated: the output's video PTS against the
 //!   input's (the publisher records what it sends, `-f tee`), over the
 //!   output's span;
@@ -109,6 +110,19 @@ impl<S: tracing::Subscriber> Layer<S> for Capture {
         }
         let mut fields = Fields::default();
         event.record(&mut fields);
+        // The encoder shell (`switchyard::encoder::process`) labels its
+        // events `STREAM#ID`; it sees a death or a stall first, the
+        // stream task hears of it through a mailbox.
+        if !fields.fields.contains_key("stream")
+            && let Some((stream, id)) = fields
+                .fields
+                .get("encoder")
+                .and_then(|label| label.rsplit_once('#'))
+                .map(|(s, id)| (s.to_string(), id.to_string()))
+        {
+            fields.fields.insert("stream".into(), stream);
+            fields.fields.insert("encoder".into(), id);
+        }
         EVENTS
             .lock()
             .unwrap_or_else(|e| e.into_inner())
