@@ -429,7 +429,14 @@ impl HealthScorer {
 
     fn check_queue(&mut self, now: Instant) {
         let limit = self.s.queue_degraded_bytes;
-        if self.queue_bytes >= limit {
+        // A new encoder is handed the ring's backlog from its splice point
+        // at once (a replacement after a stall: several GOPs) and works it
+        // off faster than real time: a deep queue means nothing until it
+        // has been producing output for `startup_timeout`.
+        let settled = self
+            .first_output_frame
+            .is_some_and(|first| now >= first + self.s.startup_timeout);
+        if self.queue_bytes >= limit && settled {
             let reason = Reason::QueueGrowing {
                 bytes: self.queue_bytes,
                 threshold: limit,

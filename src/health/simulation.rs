@@ -560,8 +560,11 @@ mod rules {
 
     #[test]
     fn queue_hysteresis_does_not_flap() {
-        let t0 = Instant::now();
-        let mut h = HealthScorer::new(HealthSettings::default(), t0);
+        let start = Instant::now();
+        let mut h = HealthScorer::new(HealthSettings::default(), start);
+        // An encoder that has been producing output past its start-up.
+        h.on_output_frame(start, Timestamp::new(0));
+        let t0 = start + h.settings().startup_timeout;
         let limit = h.settings().queue_degraded_bytes;
         h.on_queue_depth(ms(t0, 0), limit);
         assert_eq!(h.state(), HealthState::Degraded);
@@ -586,6 +589,23 @@ mod rules {
         assert_eq!(h.poll_timeout(), Some(ms(t0, 69_100)));
         h.handle_timeout(ms(t0, 69_100));
         assert_eq!(h.state(), HealthState::Healthy);
+    }
+
+    #[test]
+    fn a_start_up_backlog_is_not_a_growing_queue() {
+        let t0 = Instant::now();
+        let mut h = HealthScorer::new(HealthSettings::default(), t0);
+        let limit = h.settings().queue_degraded_bytes;
+        // A replacement is handed several GOPs at once and works them off.
+        h.on_queue_depth(ms(t0, 0), 3 * limit);
+        h.on_output_frame(ms(t0, 300), Timestamp::new(0));
+        h.on_queue_depth(ms(t0, 1_000), 2 * limit);
+        h.on_queue_depth(ms(t0, 2_000), limit / 4);
+        assert_eq!(h.state(), HealthState::Healthy);
+        assert!(h.poll_event().is_none());
+        // Once settled, a queue that grows is a sign.
+        h.on_queue_depth(ms(t0, 4_000), limit);
+        assert_eq!(h.state(), HealthState::Degraded);
     }
 
     #[test]
