@@ -1079,3 +1079,59 @@ fn low_latency_kills_gap_within_detection_plus_one_gop() {
     );
     assert_low_latency_gaps(&outcome, worst_detection);
 }
+
+/// `standby = "hot"`: a second encoder runs in parallel, so a kill of the
+/// published one moves the output with no start-up (the event says
+/// `warm`), and a new standby is started behind it.
+#[test]
+fn hot_standby_takes_over_without_start_up() {
+    if !require("ffmpeg") {
+        return;
+    }
+    let case = Case::start("hot", Encoders::Real, 8, "standby = \"hot\"", "");
+    let stream = case.stream();
+    let (id, pid) = case.wait_published();
+    assert!(
+        wait_until(Duration::from_secs(5), || router_encoders().len() >= 2),
+        "{stream}: no standby running beside the active encoder"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let killed = Instant::now();
+    signal(pid, nix::sys::signal::Signal::SIGKILL);
+    let failed = wait_for(Duration::from_secs(2), || health(&stream, id, "failed"))
+        .unwrap_or_else(|| panic!("{stream}: no failure event for encoder {id}"));
+    let detection = failed.at.saturating_duration_since(killed);
+    let failover = wait_for(Duration::from_secs(5), || failovers(&stream).pop())
+        .unwrap_or_else(|| panic!("{stream}: no failover"));
+    println!(
+        "{stream}: kill -9 → failed in {:.1} ms; failover: warm {}, startup {:.0} ms, gap {:.0} ms, lost {}",
+        ms(detection),
+        failover.field("warm"),
+        failover.number("startup_ms"),
+        failover.number("gap_ms"),
+        failover.field("frames_lost"),
+    );
+    assert_eq!(
+        failover.field("warm"),
+        "true",
+        "{stream}: the standby took over"
+    );
+    assert!(
+        failover.number("startup_ms") < 5.0,
+        "{stream}: a ready standby needs no start-up"
+    );
+    // A new standby is started behind the new active encoder.
+    assert!(
+        wait_until(Duration::from_secs(5), || router_encoders().len() >= 2),
+        "{stream}: no new standby"
+    );
+    let metrics = case
+        .router
+        .stream_metrics(&stream)
+        .expect("the stream runs");
+    assert_eq!(metrics.encoder_failovers, 1, "{metrics:?}");
+    assert_eq!(metrics.encoder_frames_duplicated, 0, "{metrics:?}");
+    let outcome = case.finish(Duration::from_secs(10));
+    assert_eq!(outcome.failovers().len(), 1);
+    assert_low_latency_gaps(&outcome, ms(detection));
+}

@@ -30,6 +30,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{FailoverMode, StreamId};
 use crate::encoder::process::{Encoder, EncoderEvent, EncoderOptions, EncoderSpec};
 
+use super::metrics::StreamMetrics;
 use super::pool::{EncoderPool, Taken};
 use crate::failover::{Action, EncoderId, EncoderSupervisor, FailoverEvent, SupervisorSettings};
 use crate::ring::{ConsumerId, QueueLimits, RingLimits, StreamBuffer};
@@ -114,6 +115,7 @@ pub struct Encoding {
     feed_limits: QueueLimits,
     given_up: Option<GivenUp>,
     feed_buffer: BytesMut,
+    metrics: Arc<StreamMetrics>,
 }
 
 impl Encoding {
@@ -122,6 +124,7 @@ impl Encoding {
         setup: EncodingSetup,
         ring: RingLimits,
         mailbox: mpsc::Sender<EncoderMsg>,
+        metrics: Arc<StreamMetrics>,
     ) -> Option<Encoding> {
         let out = StreamBuffer::new(crate::ring::StreamConfig {
             ring,
@@ -151,6 +154,7 @@ impl Encoding {
             },
             given_up: None,
             feed_buffer: BytesMut::new(),
+            metrics,
         };
         encoding.splicer.set_frame_hold(false);
         Some(encoding)
@@ -408,6 +412,8 @@ impl Encoding {
         // timeline never steps back, so nothing is duplicated.
         let frames_lost = (pts_gap / frame - 1).max(0);
         let frames_duplicated = 0;
+        self.metrics
+            .count_encoder_failover(u64::try_from(frames_lost).unwrap_or(0), frames_duplicated);
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let (reason, detection_ms, startup_ms, warm) = pending
             .as_ref()

@@ -42,6 +42,9 @@ pub struct StreamMetrics {
     switches: AtomicU64,
     switch_events: Mutex<VecDeque<SwitchRecord>>,
     buffer: Mutex<Option<StreamStats>>,
+    encoder_failovers: AtomicU64,
+    encoder_frames_lost: AtomicU64,
+    encoder_frames_duplicated: AtomicU64,
 }
 
 /// A copy of [`StreamMetrics`].
@@ -54,6 +57,10 @@ pub struct StreamSnapshot {
     pub mailbox_drops: u64,
     pub switches: u64,
     pub buffer: Option<StreamStats>,
+    /// Encoder failovers, and the frames they lost and duplicated.
+    pub encoder_failovers: u64,
+    pub encoder_frames_lost: u64,
+    pub encoder_frames_duplicated: u64,
 }
 
 impl StreamMetrics {
@@ -85,6 +92,14 @@ impl StreamMetrics {
             .collect()
     }
 
+    pub fn count_encoder_failover(&self, frames_lost: u64, frames_duplicated: u64) {
+        self.encoder_failovers.fetch_add(1, Ordering::Relaxed);
+        self.encoder_frames_lost
+            .fetch_add(frames_lost, Ordering::Relaxed);
+        self.encoder_frames_duplicated
+            .fetch_add(frames_duplicated, Ordering::Relaxed);
+    }
+
     pub fn count_mailbox_drop(&self) {
         self.mailbox_drops.fetch_add(1, Ordering::Relaxed);
     }
@@ -102,6 +117,9 @@ impl StreamMetrics {
             mailbox_drops: self.mailbox_drops.load(Ordering::Relaxed),
             switches: self.switches.load(Ordering::Relaxed),
             buffer: *self.buffer.lock().unwrap_or_else(|e| e.into_inner()),
+            encoder_failovers: self.encoder_failovers.load(Ordering::Relaxed),
+            encoder_frames_lost: self.encoder_frames_lost.load(Ordering::Relaxed),
+            encoder_frames_duplicated: self.encoder_frames_duplicated.load(Ordering::Relaxed),
         }
     }
 }

@@ -195,7 +195,7 @@ impl StreamTask {
         let (encoder_tx, mut encoder_rx) = mpsc::channel::<EncoderMsg>(ENCODER_MAILBOX);
         let mut refused = false;
         let encoding = encoding.and_then(|setup| match setup.pool.admit(setup.cost) {
-            Ok(()) => Encoding::new(config.id.clone(), setup, ring, encoder_tx),
+            Ok(()) => Encoding::new(config.id.clone(), setup, ring, encoder_tx, metrics.clone()),
             Err(reason) => {
                 refused = setup.supervisor.give_up == GiveUp::Stop;
                 tracing::warn!(
