@@ -156,7 +156,14 @@ impl Encoding {
             feed_buffer: BytesMut::new(),
             metrics,
         };
-        encoding.splicer.set_frame_hold(false);
+        // Low-latency: an encoder that dies mid-write must not leave half a
+        // frame in the output (ffmpeg's decoder reports it as corrupt), so
+        // the published encoder's frame in progress is held until its next
+        // frame starts (one frame of latency). Hitless gates release whole
+        // GOPs only; a frame hold there would drop the last frame of the
+        // last GOP released before a failure.
+        let low_latency = encoding.setup.mode == FailoverMode::LowLatency;
+        encoding.splicer.set_frame_hold(low_latency);
         Some(encoding)
     }
 
