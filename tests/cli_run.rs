@@ -4,19 +4,16 @@
 
 mod common;
 
-use std::net::UdpSocket;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Proc, TempDir, assert_relayed_within, ffmpeg_send, probe_file, require, wait_until};
+use common::{
+    Proc, TempDir, assert_relayed_within, ffmpeg_send, free_udp_port, probe_file, require,
+    wait_until,
+};
 
 fn switchyard() -> Command {
     Command::new(env!("CARGO_BIN_EXE_switchyard"))
-}
-
-fn free_udp_port() -> u16 {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    socket.local_addr().expect("address").port()
 }
 
 #[test]

@@ -13,8 +13,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    Proc, TempDir, TestRouter, assert_relayed_within, capture_path, ffmpeg_send, probe_bytes,
-    probe_file, require,
+    Proc, TempDir, TestRouter, assert_relayed_within, capture_path, ffmpeg_send, free_udp_port,
+    probe_bytes, probe_file, require,
 };
 
 const SECRET: &str = "correct-horse-battery";
@@ -139,12 +139,6 @@ fn ffmpeg_srt_access_control_streamid_with_passphrase() {
             vec![Proc::spawn("ffmpeg", &mut ffmpeg_send("mpegts", &url))]
         },
     );
-}
-
-/// A free UDP port of 127.0.0.1 (released just before use).
-fn free_udp_port() -> u16 {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    socket.local_addr().expect("address").port()
 }
 
 #[test]

@@ -174,6 +174,15 @@ fn check_encoders(config: &Config) -> Result<(), StartError> {
     Ok(())
 }
 
+/// Sleeps until `deadline`, or forever when there is none: the timer arm
+/// of the tasks' `select!` loops over a sans-IO core's `poll_timeout`.
+pub async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Replaces spares that died while waiting.
 async fn watch_spares(registry: Registry, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));

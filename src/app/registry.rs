@@ -34,6 +34,20 @@ pub struct StreamHandle {
     pub outputs: Arc<Vec<(String, Arc<OutputStats>)>>,
 }
 
+impl StreamHandle {
+    /// Delivers a control message (connect, disconnect, players) even when
+    /// the mailbox is momentarily full: these are rare and must not be
+    /// lost, and the caller must not wait.
+    pub fn control(&self, msg: StreamMsg) {
+        if let Err(mpsc::error::TrySendError::Full(msg)) = self.mailbox.try_send(msg) {
+            let mailbox = self.mailbox.clone();
+            tokio::spawn(async move {
+                let _ = mailbox.send(msg).await;
+            });
+        }
+    }
+}
+
 /// Shared by the ingest tasks and the stream tasks.
 #[derive(Debug, Clone)]
 pub struct Registry {

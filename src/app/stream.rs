@@ -25,6 +25,7 @@ use crate::ring::{ConsumerId, QueueLimits, RingLimits, StreamBuffer};
 use super::encoding::{ENCODER_MAILBOX, EncoderMsg, Encoding, EncodingSetup, GivenUp};
 use super::metrics::{StreamMetrics, SwitchRecord};
 use super::registry::Registry;
+use super::sleep_until;
 
 /// Packets handed to an output or player per batch, at most: 12 KB.
 const BATCH_PACKETS: usize = 64;
@@ -302,13 +303,6 @@ impl StreamTask {
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
-}
-
 impl Running {
     fn handle(&mut self, msg: StreamMsg) {
         let now = Instant::now();
@@ -395,8 +389,8 @@ impl Running {
     fn encoder_msg(&mut self, msg: EncoderMsg) {
         if let Some(encoding) = self.encoding.as_mut() {
             encoding.handle(&mut self.buffer, msg);
-            encoding.feed(&mut self.buffer);
         }
+        // Carries out what the message decided and feeds the encoders.
         self.apply_encoding();
     }
 

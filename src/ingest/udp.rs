@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::registry::{Registry, StreamHandle};
+use crate::app::sleep_until;
 use crate::app::stream::{InputSource, StreamMsg};
 use crate::config::{InputConfig, InputKind, InputRole, StreamId};
 use crate::ingest::socket::{self, BatchReceiver};
@@ -77,7 +78,7 @@ impl UdpIngest {
             handle,
             role,
         };
-        sink.control(StreamMsg::InputUp { role, source });
+        sink.handle.control(StreamMsg::InputUp { role, source });
         tracing::info!(stream = %self.stream, ?role, %source, "ingest listening");
         match self.config.kind {
             InputKind::Udp => udp_loop(&self.socket, &mut sink, &shutdown).await,
@@ -96,7 +97,7 @@ impl UdpIngest {
                 }
             }
         }
-        sink.control(StreamMsg::InputDown { role, source });
+        sink.handle.control(StreamMsg::InputDown { role, source });
     }
 }
 
@@ -120,15 +121,6 @@ impl Sink {
                     self.handle = handle;
                 }
             }
-        }
-    }
-
-    fn control(&self, msg: StreamMsg) {
-        if let Err(mpsc::error::TrySendError::Full(msg)) = self.handle.mailbox.try_send(msg) {
-            let mailbox = self.handle.mailbox.clone();
-            tokio::spawn(async move {
-                let _ = mailbox.send(msg).await;
-            });
         }
     }
 }
@@ -200,13 +192,6 @@ async fn rtp_loop(
                 }
             }
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }
 

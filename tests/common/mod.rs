@@ -274,6 +274,13 @@ impl Drop for TestRouter {
     }
 }
 
+/// A free UDP port of 127.0.0.1 (released just before use: a small race
+/// with other processes, acceptable on a test machine).
+pub fn free_udp_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket.local_addr().expect("address").port()
+}
+
 pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {

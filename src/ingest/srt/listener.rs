@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::registry::{Registry, StreamHandle};
+use crate::app::sleep_until;
 use crate::app::stream::{InputSource, PlayerBatch, StreamMsg};
 use crate::config::{Config, InputRole, StreamId};
 use crate::ingest::socket::{self, BatchReceiver, RecvBuffer};
@@ -246,7 +247,7 @@ impl SrtListener {
                         },
                     ),
                 };
-                control(&handle, msg);
+                handle.control(msg);
                 self.routes.insert(conn, (stream, route));
             }
             Event::Closed { conn, reason } => {
@@ -255,14 +256,11 @@ impl SrtListener {
                 };
                 tracing::info!(conn = conn.0, stream = %stream, ?reason, "srt connection closed");
                 match route {
-                    Route::Publisher { role, stream } => control(
-                        &stream,
-                        StreamMsg::InputDown {
-                            role,
-                            source: InputSource::Srt(conn),
-                        },
-                    ),
-                    Route::Player { stream } => control(&stream, StreamMsg::DetachPlayer { conn }),
+                    Route::Publisher { role, stream } => stream.control(StreamMsg::InputDown {
+                        role,
+                        source: InputSource::Srt(conn),
+                    }),
+                    Route::Player { stream } => stream.control(StreamMsg::DetachPlayer { conn }),
                 }
             }
             Event::Rejected {
@@ -297,13 +295,10 @@ impl SrtListener {
                 // The stream task ended (idle) just as data came: start it
                 // again and re-announce the input.
                 if let Some(handle) = self.registry.get_or_start(id) {
-                    control(
-                        &handle,
-                        StreamMsg::InputUp {
-                            role,
-                            source: InputSource::Srt(conn),
-                        },
-                    );
+                    handle.control(StreamMsg::InputUp {
+                        role,
+                        source: InputSource::Srt(conn),
+                    });
                     let _ = handle.mailbox.try_send(StreamMsg::Data { role, data });
                     *stream = handle;
                 }
@@ -329,24 +324,6 @@ impl SrtListener {
             .connections
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = conns;
-    }
-}
-
-/// Delivers a control message (connect, disconnect, players) even when the
-/// mailbox is momentarily full: these are rare and must not be lost.
-fn control(stream: &StreamHandle, msg: StreamMsg) {
-    if let Err(mpsc::error::TrySendError::Full(msg)) = stream.mailbox.try_send(msg) {
-        let mailbox = stream.mailbox.clone();
-        tokio::spawn(async move {
-            let _ = mailbox.send(msg).await;
-        });
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }
 
