@@ -236,3 +236,80 @@ async fn udp_output_multicast_on_loopback() {
     assert_eq!(sizes, vec![1316; 10]);
     assert!(bytes == packets[..70].concat());
 }
+
+fn direct(target: UdpTarget) -> (output::udp::DirectUdp, Arc<OutputStats>) {
+    let stats = Arc::new(OutputStats::default());
+    let out = output::udp::DirectUdp::new(
+        StreamId::new("out/direct").expect("id"),
+        target,
+        Backoff {
+            min: Duration::from_millis(50),
+            max: Duration::from_millis(200),
+        },
+        stats.clone(),
+    );
+    (out, stats)
+}
+
+#[tokio::test]
+async fn direct_udp_output_sends_seven_packets_per_datagram_from_the_callers_task() {
+    use output::udp::Delivery;
+    let receiver = big_receiver(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    let (mut out, stats) = direct(UdpTarget {
+        address: receiver.local_addr().expect("addr"),
+        ttl: None,
+        multicast_interface: None,
+    });
+    assert_eq!(stats.state(), OutputState::Connecting);
+    let packets = capture();
+    // Before the socket is open, packets are dropped and counted, and the
+    // first session then asks to start at a splice point.
+    assert_eq!(out.send(packets[..3].to_vec()), Delivery::Done);
+    out.poll(tokio::time::Instant::now());
+    assert_eq!(stats.state(), OutputState::Connected);
+    assert!(out.take_rejoin(), "packets were dropped before the session");
+    assert!(!out.take_rejoin(), "asked once");
+
+    assert_eq!(out.send(packets[..23].to_vec()), Delivery::Done);
+    let (sizes, bytes) = receive(&receiver, 23 * 188);
+    assert_eq!(sizes, [1316, 1316, 1316, 376]);
+    assert!(bytes == packets[..23].concat());
+    for batch in packets[23..].chunks(64) {
+        assert_eq!(out.send(batch.to_vec()), Delivery::Done);
+    }
+    let (_, bytes) = receive(&receiver, (packets.len() - 23) * 188);
+    assert!(bytes == packets[23..].concat(), "every byte, in order");
+    drop(out);
+    let s = stats.snapshot();
+    assert_eq!(s.state, OutputState::Stopped);
+    assert_eq!(s.packets_sent as usize, packets.len());
+    assert_eq!((s.packets_dropped, s.send_errors, s.sessions), (3, 0, 1));
+}
+
+#[tokio::test]
+async fn direct_udp_output_that_cannot_open_retries_with_backoff_and_drops_meanwhile() {
+    use output::udp::Delivery;
+    // IP_MULTICAST_IF to an address this host does not have (TEST-NET-1)
+    // fails: the output is down.
+    let (mut out, stats) = direct(UdpTarget {
+        address: SocketAddr::from((Ipv4Addr::new(239, 255, 77, 1), 5000)),
+        ttl: None,
+        multicast_interface: Some(Ipv4Addr::new(192, 0, 2, 1).into()),
+    });
+    let t0 = tokio::time::Instant::now();
+    out.poll(t0);
+    let s = stats.snapshot();
+    assert_eq!((s.state, s.failures), (OutputState::Retrying, 1), "{s:?}");
+    assert!(s.last_error.is_some_and(|e| e.contains("IP_MULTICAST_IF")));
+    let packets = capture();
+    assert_eq!(out.send(packets[..10].to_vec()), Delivery::Done);
+    assert_eq!(stats.snapshot().packets_dropped, 10);
+    out.poll(t0 + Duration::from_millis(10));
+    assert_eq!(
+        stats.snapshot().failures,
+        1,
+        "no attempt before the backoff"
+    );
+    out.poll(t0 + Duration::from_secs(1));
+    assert_eq!(stats.snapshot().failures, 2, "a new attempt after it");
+}

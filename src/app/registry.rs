@@ -8,17 +8,18 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, Standby, StreamConfig, StreamId};
+use crate::config::{Config, OutputKind, Standby, StreamConfig, StreamId};
 use crate::encoder::StreamLayout;
 use crate::encoder::process::{EncoderOptions, EncoderSpec};
 use crate::failover::{GiveUp, SupervisorSettings};
-use crate::output::OutputStats;
+use crate::output::udp::DirectUdp;
+use crate::output::{OutputStats, UdpTarget};
 use crate::placement::RefusalPolicy;
 
 use super::encoding::EncodingSetup;
 use super::metrics::StreamMetrics;
 use super::pool::EncoderPool;
-use super::stream::{PlayerBatch, StreamMsg, StreamTask};
+use super::stream::{OutputEnd, PlayerBatch, StreamMsg, StreamTask};
 
 /// Messages queued for one stream task at most: ~5 MB of datagrams. A
 /// stream task never waits on anything, so a full mailbox means the
@@ -121,18 +122,40 @@ impl Registry {
         let outputs_done = CancellationToken::new();
         let mut outputs = Vec::new();
         for (at, output) in config.outputs.iter().enumerate() {
-            let (sender, feed) = crate::output::feed();
             let stats = Arc::new(OutputStats::default());
             let name = format!("output[{at}] {}", output.describe());
-            inner.tasks.spawn(crate::output::run(
-                config.id.clone(),
-                output.clone(),
-                feed,
-                outputs_done.clone(),
-                stats.clone(),
-            ));
+            let end = match &output.kind {
+                OutputKind::Udp {
+                    address,
+                    ttl,
+                    multicast_interface,
+                } => {
+                    let target = UdpTarget {
+                        address: *address,
+                        ttl: *ttl,
+                        multicast_interface: *multicast_interface,
+                    };
+                    OutputEnd::Direct(Box::new(DirectUdp::new(
+                        config.id.clone(),
+                        target,
+                        output.reconnect,
+                        stats.clone(),
+                    )))
+                }
+                OutputKind::File { .. } | OutputKind::Srt(_) => {
+                    let (sender, feed) = crate::output::feed();
+                    inner.tasks.spawn(crate::output::run(
+                        config.id.clone(),
+                        output.clone(),
+                        feed,
+                        outputs_done.clone(),
+                        stats.clone(),
+                    ));
+                    OutputEnd::Task(sender)
+                }
+            };
             handle_outputs.push((name.clone(), stats));
-            outputs.push((name, sender));
+            outputs.push((name, end));
         }
         let encoding = encoding_setup(&inner, &config);
         let metrics = Arc::new(StreamMetrics::default());

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{InputRole, StreamConfig, StreamId};
 use crate::failover::{GiveUp, InputEvent, InputSettings, InputSwitch};
 use crate::ingest::srt::ConnId;
+use crate::output::udp::{Delivery, DirectUdp};
 use crate::output::{Batch, FeedSender, Offer};
 use crate::ring::{ConsumerId, QueueLimits, RingLimits, StreamBuffer};
 
@@ -82,11 +83,15 @@ pub enum StreamMsg {
     DetachPlayer {
         conn: ConnId,
     },
-    /// An output task's feed.
-    AttachOutput {
-        name: String,
-        sender: FeedSender,
-    },
+}
+
+/// How the stream task reaches one configured output.
+#[derive(Debug)]
+pub enum OutputEnd {
+    /// The output's own task, through its feed (SRT, file).
+    Task(FeedSender),
+    /// Sent from the stream task itself (UDP): one task hop fewer.
+    Direct(Box<DirectUdp>),
 }
 
 /// Packets for one SRT player, to the SRT port task.
@@ -108,7 +113,17 @@ struct Slot {
 #[derive(Debug)]
 enum Target {
     Output { name: String, sender: FeedSender },
+    Direct { name: String, out: Box<DirectUdp> },
     Player { conn: ConnId },
+}
+
+impl Target {
+    fn name(&self) -> &str {
+        match self {
+            Target::Output { name, .. } | Target::Direct { name, .. } => name,
+            Target::Player { .. } => "player",
+        }
+    }
 }
 
 /// Everything a stream task is started with.
@@ -119,8 +134,8 @@ pub struct StreamTask {
     pub encoding: Option<EncodingSetup>,
     /// Listed in the configuration (kept when idle).
     pub configured: bool,
-    /// The configured outputs' feeds, by name.
-    pub outputs: Vec<(String, FeedSender)>,
+    /// The configured outputs, by name.
+    pub outputs: Vec<(String, OutputEnd)>,
     /// Cancelled when the task ends, after its last packets went to the
     /// feeds: the outputs then drain their feed, flush and close.
     pub outputs_done: CancellationToken,
@@ -226,8 +241,8 @@ impl StreamTask {
             last_activity: Instant::now(),
             starved: false,
         };
-        for (name, sender) in outputs {
-            stream.handle(StreamMsg::AttachOutput { name, sender });
+        for (name, end) in outputs {
+            stream.attach_output(name, end);
         }
         tracing::info!(
             stream = %stream.id, configured,
@@ -331,8 +346,8 @@ impl Running {
                     self.drain_switch();
                 }
             }
-            StreamMsg::AttachOutput { .. } | StreamMsg::AttachPlayer { .. } if self.stopped => {
-                tracing::debug!(stream = %self.id, "not published: consumer ignored");
+            StreamMsg::AttachPlayer { .. } if self.stopped => {
+                tracing::debug!(stream = %self.id, "not published: player ignored");
             }
             StreamMsg::AttachPlayer { conn } => {
                 self.last_activity = now;
@@ -360,16 +375,28 @@ impl Running {
                     }
                 });
             }
-            StreamMsg::AttachOutput { name, sender } => {
-                let limits = self.limits;
-                let consumer = self.published().attach(limits);
-                self.slots.push(Slot {
-                    consumer,
-                    target: Target::Output { name, sender },
-                    pending: None,
-                });
-            }
         }
+    }
+
+    fn attach_output(&mut self, name: String, end: OutputEnd) {
+        if self.stopped {
+            tracing::debug!(stream = %self.id, output = %name, "not published: output ignored");
+            return;
+        }
+        let limits = self.limits;
+        let consumer = self.published().attach(limits);
+        let target = match end {
+            OutputEnd::Task(sender) => Target::Output { name, sender },
+            OutputEnd::Direct(mut out) => {
+                out.poll(Instant::now());
+                Target::Direct { name, out }
+            }
+        };
+        self.slots.push(Slot {
+            consumer,
+            target,
+            pending: None,
+        });
     }
 
     fn timeout(&mut self) {
@@ -485,11 +512,21 @@ impl Running {
             Some(encoding) => &mut encoding.out,
             None => &mut self.buffer,
         };
+        let now = Instant::now();
         for (at, slot) in self.slots.iter_mut().enumerate() {
-            if let Target::Output { sender, name } = &slot.target
-                && sender.take_rejoin()
-            {
-                tracing::debug!(stream = %self.id, output = %name, "output restarts at a splice point");
+            let rejoin = match &mut slot.target {
+                Target::Output { sender, .. } => sender.take_rejoin(),
+                Target::Direct { out, .. } => {
+                    out.poll(now);
+                    out.take_rejoin()
+                }
+                Target::Player { .. } => false,
+            };
+            if rejoin {
+                tracing::debug!(
+                    stream = %self.id, output = %slot.target.name(),
+                    "output restarts at a splice point"
+                );
                 published.detach(slot.consumer);
                 slot.consumer = published.attach(self.limits);
                 slot.pending = None;
@@ -510,8 +547,12 @@ impl Running {
                         batch
                     }
                 };
-                let offer = match &slot.target {
+                let offer = match &mut slot.target {
                     Target::Output { sender, .. } => sender.offer(batch),
+                    Target::Direct { out, .. } => match out.send(batch) {
+                        Delivery::Done => Offer::Sent,
+                        Delivery::Blocked(rest) => Offer::Full(rest),
+                    },
                     Target::Player { conn } => {
                         match self.players.try_send(PlayerBatch {
                             conn: *conn,

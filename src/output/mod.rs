@@ -16,6 +16,10 @@
 //!
 //! - [`file::run`]: record to an MPEG-TS file, appending.
 //! - [`udp::run`]: UDP unicast or multicast, 7 TS packets per datagram.
+//!   The router itself drives UDP outputs from the stream task instead
+//!   ([`udp::DirectUdp`], same contract): a non-blocking UDP send never
+//!   waits for a peer, and sending it there spares each datagram a hop
+//!   between tasks.
 //! - [`srt_caller::run`]: push to a remote SRT listener as a caller, over
 //!   the sans-IO [`srt_connect::SrtCaller`].
 //!

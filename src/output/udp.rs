@@ -7,6 +7,10 @@
 //! packets over as they arrive, so holding a tail back to fill a datagram
 //! would only add latency.
 //!
+//! Two drivers share the sending code: [`run`], a task fed like every other
+//! output, and [`DirectUdp`], which the stream task calls itself (what the
+//! router uses).
+//!
 //! UDP has no session, so a send error (ECONNREFUSED from an ICMP port
 //! unreachable when nobody listens on a unicast port, ENOBUFS, a route
 //! that went away) is counted and the datagram dropped. Only when every
@@ -14,12 +18,12 @@
 //! backoff), which picks up a changed route or interface.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::UdpSocket;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -35,6 +39,10 @@ pub const PACKETS_PER_DATAGRAM: usize = 7;
 
 /// Sends failing without a single success for this long end the session.
 pub const FAILING_FOR: Duration = Duration::from_secs(5);
+
+/// How long a task waits before trying again when the socket's send buffer
+/// is full.
+const BLOCKED_RETRY: Duration = Duration::from_millis(1);
 
 /// Send errors are logged at most this often (they are all counted).
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -85,8 +93,8 @@ pub async fn run(
                 session_started(&mut feed, &stats);
                 backoff.connected(Instant::now().into_std());
                 info!(stream = %stream, address = %target.address, "output: sending UDP");
-                Sender::new(&stream, socket, target.address)
-                    .run(&mut feed, &shutdown, &stats)
+                Sender::new(socket, target.address)
+                    .run(&stream, &mut feed, &shutdown, &stats)
                     .await
             }
         };
@@ -112,6 +120,11 @@ pub async fn run(
 
 /// A socket bound to the wildcard address and connected to the target,
 /// so the kernel picks the route (and the source address) once.
+///
+/// A plain non-blocking socket, not registered with tokio: every send is
+/// tried at once (tokio's `try_send` reports `WouldBlock` until its reactor
+/// has seen the socket writable), and no readiness events are generated
+/// for a socket nobody waits on.
 fn open(target: &UdpTarget) -> Result<UdpSocket, UdpError> {
     let address = target.address;
     let fail = |what| {
@@ -154,11 +167,13 @@ fn open(target: &UdpTarget) -> Result<UdpSocket, UdpError> {
     };
     socket.bind(&any.into()).map_err(fail("bind"))?;
     socket.connect(&address.into()).map_err(fail("connect"))?;
-    UdpSocket::from_std(socket.into()).map_err(fail("register with tokio"))
+    Ok(socket.into())
 }
 
-struct Sender<'a> {
-    stream: &'a StreamId,
+/// One UDP session's socket and its send-error bookkeeping, shared by the
+/// output task ([`run`]) and the stream task's [`DirectUdp`].
+#[derive(Debug)]
+struct Sender {
     socket: UdpSocket,
     address: SocketAddr,
     datagram: Vec<u8>,
@@ -167,10 +182,18 @@ struct Sender<'a> {
     last_logged: Option<Instant>,
 }
 
-impl<'a> Sender<'a> {
-    fn new(stream: &'a StreamId, socket: UdpSocket, address: SocketAddr) -> Sender<'a> {
+/// How far [`Sender::try_send`] got.
+#[derive(Debug, PartialEq, Eq)]
+enum Progress {
+    Done,
+    /// The socket's send buffer is full: the packets from this index on
+    /// are not sent yet.
+    Blocked(usize),
+}
+
+impl Sender {
+    fn new(socket: UdpSocket, address: SocketAddr) -> Sender {
         Sender {
-            stream,
             socket,
             address,
             datagram: Vec::with_capacity(PACKETS_PER_DATAGRAM * TS_PACKET_LEN),
@@ -179,8 +202,11 @@ impl<'a> Sender<'a> {
         }
     }
 
+    /// The output task's loop: sends every batch, waiting for room in the
+    /// socket's buffer when it is full.
     async fn run(
         mut self,
+        stream: &StreamId,
         feed: &mut Feed,
         shutdown: &CancellationToken,
         stats: &OutputStats,
@@ -190,28 +216,58 @@ impl<'a> Sender<'a> {
                 biased;
                 () = shutdown.cancelled() => {
                     while let Some(batch) = feed.try_recv() {
-                        self.send_batch(&batch, stats).await?;
+                        self.send_all(stream, &batch, stats).await?;
                     }
                     return Ok(());
                 }
                 batch = feed.recv() => match batch {
-                    Some(batch) => self.send_batch(&batch, stats).await?,
+                    Some(batch) => self.send_all(stream, &batch, stats).await?,
                     None => return Ok(()),
                 },
             }
         }
     }
 
-    async fn send_batch(&mut self, batch: &Batch, stats: &OutputStats) -> Result<(), UdpError> {
-        for chunk in batch.chunks(PACKETS_PER_DATAGRAM) {
+    async fn send_all(
+        &mut self,
+        stream: &StreamId,
+        batch: &[Bytes],
+        stats: &OutputStats,
+    ) -> Result<(), UdpError> {
+        let mut from = 0;
+        while let Progress::Blocked(at) =
+            self.try_send(stream, batch.get(from..).unwrap_or_default(), stats)?
+        {
+            from += at;
+            // The kernel's send buffer is full (rare for UDP: it drains at
+            // the interface's rate).
+            tokio::time::sleep(BLOCKED_RETRY).await;
+        }
+        Ok(())
+    }
+
+    /// Sends `batch` as full 7-packet datagrams and a shorter remainder,
+    /// without waiting. A send error is counted and the datagram dropped;
+    /// only when every send has failed for [`FAILING_FOR`] does the
+    /// session end.
+    fn try_send(
+        &mut self,
+        stream: &StreamId,
+        batch: &[Bytes],
+        stats: &OutputStats,
+    ) -> Result<Progress, UdpError> {
+        for (at, chunk) in batch.chunks(PACKETS_PER_DATAGRAM).enumerate() {
             self.datagram.clear();
             for packet in chunk {
                 self.datagram.extend_from_slice(packet);
             }
-            match self.socket.send(&self.datagram).await {
+            match self.socket.send(&self.datagram) {
                 Ok(_) => {
                     self.failing_since = None;
                     stats.sent(chunk.len(), self.datagram.len());
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok(Progress::Blocked(at * PACKETS_PER_DATAGRAM));
                 }
                 Err(e) => {
                     stats.send_error(chunk.len());
@@ -228,13 +284,135 @@ impl<'a> Sender<'a> {
                         .is_none_or(|t| now.duration_since(t) >= ERROR_LOG_INTERVAL)
                     {
                         self.last_logged = Some(now);
-                        warn!(stream = %self.stream, address = %self.address, error = %e,
+                        warn!(stream = %stream, address = %self.address, error = %e,
                             "output: UDP send failed (counted; further errors logged at most every {}s)",
                             ERROR_LOG_INTERVAL.as_secs());
                     }
                 }
             }
         }
-        Ok(())
+        Ok(Progress::Done)
+    }
+}
+
+/// A UDP output sent from the stream task itself, with no task of its own.
+///
+/// A UDP send is one non-blocking system call that never waits for a
+/// peer, so the stream task can make it where it would otherwise wake an
+/// output task: each datagram then crosses one task fewer, which is most
+/// of the latency a relay adds under load (`tools/loadgen`). The contract
+/// of the other outputs holds: errors are counted, a failing session is
+/// re-opened with backoff while the stream's packets are dropped (counted),
+/// and a new session after a gap starts at a splice point
+/// ([`DirectUdp::take_rejoin`]).
+#[derive(Debug)]
+pub struct DirectUdp {
+    stream: StreamId,
+    target: UdpTarget,
+    backoff: Backoff,
+    stats: Arc<OutputStats>,
+    link: Link,
+    rejoin: bool,
+}
+
+#[derive(Debug)]
+enum Link {
+    Up(Sender),
+    /// Not open: the first attempt, or after a failure; the next attempt
+    /// is due at this time.
+    Down(Instant),
+}
+
+/// What happened to a batch given to [`DirectUdp::send`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Sent, or dropped and counted while the output is down.
+    Done,
+    /// The socket's send buffer is full: these packets are not sent yet.
+    Blocked(Batch),
+}
+
+impl DirectUdp {
+    /// An output to `target`, opened by the first [`DirectUdp::poll`].
+    pub fn new(
+        stream: StreamId,
+        target: UdpTarget,
+        reconnect: config::Backoff,
+        stats: Arc<OutputStats>,
+    ) -> DirectUdp {
+        stats.set_state(OutputState::Connecting);
+        DirectUdp {
+            stream,
+            target,
+            backoff: Backoff::new(reconnect),
+            stats,
+            link: Link::Down(Instant::now()),
+            rejoin: false,
+        }
+    }
+
+    pub fn stats(&self) -> &Arc<OutputStats> {
+        &self.stats
+    }
+
+    /// Opens the socket when an attempt is due.
+    pub fn poll(&mut self, now: Instant) {
+        let Link::Down(due) = self.link else {
+            return;
+        };
+        if now < due {
+            return;
+        }
+        match open(&self.target) {
+            Ok(socket) => {
+                let before = self.stats.snapshot();
+                self.rejoin = before.sessions > 0 || before.packets_dropped > 0;
+                self.stats.session_started();
+                self.backoff.connected(now.into_std());
+                info!(stream = %self.stream, address = %self.target.address, "output: sending UDP");
+                self.link = Link::Up(Sender::new(socket, self.target.address));
+            }
+            Err(e) => self.failed(now, &e),
+        }
+    }
+
+    fn failed(&mut self, now: Instant, e: &UdpError) {
+        let delay = self.backoff.failed(now.into_std());
+        warn!(stream = %self.stream, error = %e, retry_in_ms = delay.as_millis() as u64, "output: UDP failed");
+        self.stats.failed(e);
+        self.link = Link::Down(now + delay);
+    }
+
+    /// True once after a session started that follows a gap: the stream
+    /// restarts this output at its latest splice point.
+    pub fn take_rejoin(&mut self) -> bool {
+        std::mem::take(&mut self.rejoin)
+    }
+
+    /// Sends `batch` now, or drops it (counted) while the output is down.
+    pub fn send(&mut self, batch: Batch) -> Delivery {
+        let Link::Up(sender) = &mut self.link else {
+            self.stats.dropped(batch.len());
+            return Delivery::Done;
+        };
+        match sender.try_send(&self.stream, &batch, &self.stats) {
+            Ok(Progress::Done) => Delivery::Done,
+            Ok(Progress::Blocked(at)) => {
+                let mut batch = batch;
+                batch.drain(..at);
+                Delivery::Blocked(batch)
+            }
+            Err(e) => {
+                self.failed(Instant::now(), &e);
+                Delivery::Done
+            }
+        }
+    }
+}
+
+impl Drop for DirectUdp {
+    fn drop(&mut self) {
+        self.stats.set_state(OutputState::Stopped);
+        info!(stream = %self.stream, address = %self.target.address, "output: UDP stopped");
     }
 }
