@@ -283,11 +283,10 @@ async fn srt_session(
                 caller.handle_timeout(now);
                 if let (Some(p), false) = (&mut pacer, stopping) {
                     for _ in 0..p.due(Instant::now()) {
-                        let at = std::time::Instant::now();
-                        let now_ns = phase.clock.ns(at);
+                        let now_ns = phase.clock.now_ns();
                         generator.next_datagram(now_ns, &mut datagram);
                         count_sent(&phase, &counters, now_ns, datagram.len());
-                        caller.send(at, Bytes::copy_from_slice(&datagram));
+                        caller.send(std::time::Instant::now(), Bytes::copy_from_slice(&datagram));
                     }
                 }
             }

@@ -13,7 +13,7 @@
 //! ```text
 //! 0      4        8          16         24
 //! "SYLG" stream   sequence   send time  0xFF stuffing…
-//!        u32 BE   u64 BE     u64 BE (ns since the run's epoch, monotonic)
+//!        u32 BE   u64 BE     u64 BE (ns since the Unix epoch, CLOCK_REALTIME)
 //! ```
 
 use switchyard::ts::packet::PacketBuilder;
