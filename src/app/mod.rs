@@ -74,22 +74,17 @@ impl Router {
                 source,
             })?;
         let srt_addr = srt.local_addr().unwrap_or(config.srt.listen);
-        let ingests = udp::bind_all(&config, &registry).map_err(|(stream, addr, source)| {
-            StartError::InputBind {
+        let ingests =
+            udp::bind_all(&config).map_err(|(stream, addr, source)| StartError::InputBind {
                 stream,
                 addr,
                 source,
-            }
-        })?;
+            })?;
         let input_addrs = ingests
             .iter()
-            .map(|i| {
-                (
-                    i.stream().clone(),
-                    i.local_addr().unwrap_or(i.config_listen()),
-                )
-            })
+            .map(|i| (i.stream().clone(), i.local_addr()))
             .collect();
+        registry.add_ingests(ingests);
         // Configured streams run from the start, so their outputs are up
         // before the first publisher.
         for stream in &config.streams {
@@ -99,9 +94,6 @@ impl Router {
         registry.pool().refill();
         tasks.spawn(watch_spares(registry.clone(), shutdown.clone()));
         tasks.spawn(srt.run(players_rx, shutdown.clone()));
-        for ingest in ingests {
-            tasks.spawn(ingest.run(shutdown.clone()));
-        }
         tracing::info!(
             srt = %srt_addr, api = %config.api.listen, streams = config.streams.len(),
             "switchyard running"

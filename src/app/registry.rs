@@ -12,6 +12,7 @@ use crate::config::{Config, OutputKind, Standby, StreamConfig, StreamId};
 use crate::encoder::StreamLayout;
 use crate::encoder::process::{EncoderOptions, EncoderSpec};
 use crate::failover::{GiveUp, SupervisorSettings};
+use crate::ingest::udp::UdpIngest;
 use crate::output::udp::DirectUdp;
 use crate::output::{OutputStats, UdpTarget};
 use crate::placement::RefusalPolicy;
@@ -63,6 +64,8 @@ struct Inner {
     shutdown: CancellationToken,
     tasks: TaskTracker,
     pool: Arc<EncoderPool>,
+    /// Bound UDP/RTP inputs, by stream, until their stream task takes them.
+    ingests: HashMap<StreamId, Vec<UdpIngest>>,
 }
 
 impl Registry {
@@ -81,7 +84,21 @@ impl Registry {
                 shutdown,
                 tasks,
                 pool,
+                ingests: HashMap::new(),
             })),
+        }
+    }
+
+    /// Hands bound UDP/RTP inputs to their streams' tasks (at their start:
+    /// call before the streams start).
+    pub fn add_ingests(&self, ingests: Vec<UdpIngest>) {
+        let mut inner = self.lock();
+        for ingest in ingests {
+            inner
+                .ingests
+                .entry(ingest.stream().clone())
+                .or_default()
+                .push(ingest);
         }
     }
 
@@ -159,7 +176,9 @@ impl Registry {
         }
         let encoding = encoding_setup(&inner, &config);
         let metrics = Arc::new(StreamMetrics::default());
+        let ingests = inner.ingests.remove(id).unwrap_or_default();
         let task = StreamTask {
+            ingests,
             encoding,
             config,
             configured,

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{InputRole, StreamConfig, StreamId};
 use crate::failover::{GiveUp, InputEvent, InputSettings, InputSwitch};
 use crate::ingest::srt::ConnId;
+use crate::ingest::udp::UdpIngest;
 use crate::output::udp::{Delivery, DirectUdp};
 use crate::output::{Batch, FeedSender, Offer};
 use crate::ring::{ConsumerId, QueueLimits, RingLimits, StreamBuffer};
@@ -130,6 +131,8 @@ impl Target {
 #[derive(Debug)]
 pub struct StreamTask {
     pub config: Arc<StreamConfig>,
+    /// The stream's UDP/RTP inputs, read by this task.
+    pub ingests: Vec<UdpIngest>,
     /// How the stream is encoded; `None`: passthrough.
     pub encoding: Option<EncodingSetup>,
     /// Listed in the configuration (kept when idle).
@@ -148,6 +151,7 @@ pub struct StreamTask {
 
 struct Running {
     id: StreamId,
+    ingests: Vec<UdpIngest>,
     /// The input ring: the selected input, spliced.
     buffer: StreamBuffer,
     /// The encoders and the published ring; `None`: the input ring is
@@ -182,6 +186,7 @@ impl StreamTask {
     pub async fn run(self) {
         let StreamTask {
             config,
+            ingests,
             encoding,
             configured,
             outputs,
@@ -225,6 +230,7 @@ impl StreamTask {
         });
         let mut stream = Running {
             id: config.id.clone(),
+            ingests,
             buffer,
             encoding,
             stopped: refused,
@@ -244,6 +250,15 @@ impl StreamTask {
         for (name, end) in outputs {
             stream.attach_output(name, end);
         }
+        let inputs: Vec<_> = stream
+            .ingests
+            .iter()
+            .map(|i| (i.role(), i.source()))
+            .collect();
+        for (role, source) in inputs {
+            tracing::info!(stream = %stream.id, ?role, %source, "ingest listening");
+            stream.handle(StreamMsg::InputUp { role, source });
+        }
         tracing::info!(
             stream = %stream.id, configured,
             profile = %config.settings.profile,
@@ -258,6 +273,12 @@ impl StreamTask {
             let switch_deadline = stream.switch.poll_timeout().map(Instant::from_std);
             let encoding_deadline = stream.encoding.as_ref().and_then(Encoding::poll_timeout);
             let waiting = stream.slots.iter().any(|s| s.pending.is_some());
+            let ingest_deadline = stream
+                .ingests
+                .iter()
+                .filter_map(UdpIngest::poll_timeout)
+                .min();
+            let has_ingests = !stream.ingests.is_empty();
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
@@ -272,6 +293,14 @@ impl StreamTask {
                             Err(_) => break,
                         }
                     }
+                    stream.pump();
+                }
+                () = readable(&stream.ingests), if has_ingests => {
+                    stream.read_ingests();
+                    stream.pump();
+                }
+                () = sleep_until(ingest_deadline) => {
+                    stream.ingest_timeouts();
                     stream.pump();
                 }
                 () = sleep_until(switch_deadline) => {
@@ -318,7 +347,38 @@ impl StreamTask {
     }
 }
 
+/// Ready when one of `ingests` may have datagrams waiting.
+async fn readable(ingests: &[UdpIngest]) {
+    std::future::poll_fn(|cx| {
+        if ingests.iter().any(|i| i.poll_readable(cx).is_ready()) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+}
+
 impl Running {
+    /// Takes what the UDP/RTP inputs have received, as if it came by mail.
+    fn read_ingests(&mut self) {
+        let mut ingests = std::mem::take(&mut self.ingests);
+        for ingest in &mut ingests {
+            let role = ingest.role();
+            ingest.read(&mut |data| self.handle(StreamMsg::Data { role, data }));
+        }
+        self.ingests = ingests;
+    }
+
+    fn ingest_timeouts(&mut self) {
+        let mut ingests = std::mem::take(&mut self.ingests);
+        for ingest in &mut ingests {
+            let role = ingest.role();
+            ingest.handle_timeout(&mut |data| self.handle(StreamMsg::Data { role, data }));
+        }
+        self.ingests = ingests;
+    }
+
     fn handle(&mut self, msg: StreamMsg) {
         let now = Instant::now();
         match msg {
@@ -626,6 +686,11 @@ impl Running {
     /// Shutdown: flushes what the demux holds and hands the rest of every
     /// queue to its output (outputs drain their feed before closing).
     fn finish(&mut self) {
+        let mut ingests = std::mem::take(&mut self.ingests);
+        for ingest in &mut ingests {
+            let role = ingest.role();
+            ingest.flush(&mut |data| self.handle(StreamMsg::Data { role, data }));
+        }
         self.buffer.finish();
         self.stop_encoders();
         self.pump();

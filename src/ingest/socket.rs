@@ -148,6 +148,17 @@ impl BatchReceiver {
         self.reserve();
         let (n, from) = socket.recv_buf_from(&mut self.buffer).await?;
         out.push((self.buffer.split_to(n).freeze(), from));
+        self.try_recv(socket, out)
+    }
+
+    /// Takes every datagram queued on the socket now, up to the batch
+    /// limit, without waiting (after the socket was reported readable).
+    /// Appends to `out`.
+    pub fn try_recv(
+        &mut self,
+        socket: &UdpSocket,
+        out: &mut Vec<(Bytes, SocketAddr)>,
+    ) -> io::Result<()> {
         while out.len() < self.max_batch {
             self.reserve();
             match socket.try_recv_buf_from(&mut self.buffer) {

@@ -1,24 +1,28 @@
-//! The UDP and RTP ingest tasks: one socket per `[[stream.input]]`, bound
-//! to its stream (issue 3, point 3).
+//! The UDP and RTP ingests: one socket per `[[stream.input]]`, bound to
+//! its stream (issue 3, point 3), and read by that stream's task itself.
 //!
 //! Plain UDP datagrams (1 to 7 TS packets) go to the stream as they are,
 //! zero copy. RTP datagrams go through the sans-IO [`TsReceiver`]
 //! (sequence order, reordering window, loss, duplicates, SSRC change) and
 //! their payloads, slices of the datagrams, go to the stream.
+//!
+//! There is no ingest task: a UDP input belongs to one configured stream,
+//! so the stream task waits on the socket next to its mailbox and takes the
+//! datagrams in batches when it is readable. Each datagram then crosses no
+//! task boundary between the socket and the stream's outputs, which is
+//! most of what a relay adds to a packet's latency under load (measured
+//! with `tools/loadgen`).
 
 use std::io;
 use std::net::SocketAddr;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
-use crate::app::registry::{Registry, StreamHandle};
-use crate::app::sleep_until;
-use crate::app::stream::{InputSource, StreamMsg};
+use crate::app::stream::InputSource;
 use crate::config::{InputConfig, InputKind, InputRole, StreamId};
 use crate::ingest::socket::{self, BatchReceiver};
 use crate::ingest::srt::listener::log_recv_buffer;
@@ -28,168 +32,164 @@ use crate::rtp::{ReceiverConfig, TsReceiver};
 /// hold 100 Mbit/s bursts (DESIGN.md).
 const RECV_BUFFER: usize = 4 << 20;
 
-/// Datagrams taken from the socket per wake-up, at most.
+/// Datagrams taken from the socket per wake-up, at most, so that one busy
+/// input cannot hold its stream task forever.
 const RECV_BATCH: usize = 256;
 
-/// A bound UDP or RTP ingest.
+/// RTP receiver statistics are logged at most this often, when they changed.
+const RTP_STATS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A bound UDP or RTP input of a stream.
 #[derive(Debug)]
 pub struct UdpIngest {
     stream: StreamId,
-    config: InputConfig,
+    role: InputRole,
+    source: InputSource,
+    local: SocketAddr,
     socket: UdpSocket,
-    registry: Registry,
+    receiver: BatchReceiver,
+    batch: Vec<(Bytes, SocketAddr)>,
+    rtp: Option<Rtp>,
+}
+
+#[derive(Debug)]
+struct Rtp {
+    receiver: TsReceiver,
+    /// The receiver's clock starts here.
+    epoch: Instant,
+    reported: crate::rtp::ReceiverStats,
+    report_at: Instant,
 }
 
 impl UdpIngest {
-    /// Binds the input's socket (and joins its multicast group).
-    pub fn bind(
-        stream: StreamId,
-        config: InputConfig,
-        registry: Registry,
-    ) -> io::Result<UdpIngest> {
+    /// Binds the input's socket (and joins its multicast group). Needs the
+    /// tokio runtime (the socket registers with its reactor).
+    pub fn bind(stream: StreamId, config: &InputConfig) -> io::Result<UdpIngest> {
         let (socket, granted) =
             socket::bind(config.listen, RECV_BUFFER, config.multicast.as_ref())?;
         log_recv_buffer(config.listen, granted);
-        Ok(UdpIngest {
-            stream,
-            config,
-            socket,
-            registry,
-        })
-    }
-
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.socket.local_addr()
-    }
-
-    pub async fn run(self, shutdown: CancellationToken) {
-        let role = self.config.role;
-        let local = self.local_addr().unwrap_or(self.config.listen);
-        let source = match self.config.kind {
-            InputKind::Udp => InputSource::Udp(local),
-            InputKind::Rtp { .. } => InputSource::Rtp(local),
-        };
-        let Some(handle) = self.registry.get_or_start(&self.stream) else {
-            return;
-        };
-        let mut sink = Sink {
-            stream: self.stream.clone(),
-            registry: self.registry.clone(),
-            handle,
-            role,
-        };
-        sink.handle.control(StreamMsg::InputUp { role, source });
-        tracing::info!(stream = %self.stream, ?role, %source, "ingest listening");
-        match self.config.kind {
-            InputKind::Udp => udp_loop(&self.socket, &mut sink, &shutdown).await,
+        let local = socket.local_addr().unwrap_or(config.listen);
+        let (source, rtp) = match config.kind {
+            InputKind::Udp => (InputSource::Udp(local), None),
             InputKind::Rtp {
                 payload_type,
                 reorder_window,
             } => {
-                let config = ReceiverConfig {
+                let receiver = TsReceiver::new(ReceiverConfig {
                     payload_type,
                     window: reorder_window,
                     ..ReceiverConfig::default()
+                })
+                .map_err(|e| {
+                    io::Error::new(io::ErrorKind::InvalidInput, format!("rtp ingest: {e}"))
+                })?;
+                let now = Instant::now();
+                let rtp = Rtp {
+                    reported: receiver.stats(),
+                    receiver,
+                    epoch: now,
+                    report_at: now + RTP_STATS_INTERVAL,
                 };
-                match TsReceiver::new(config) {
-                    Ok(receiver) => rtp_loop(&self.socket, receiver, &mut sink, &shutdown).await,
-                    Err(e) => tracing::error!(stream = %self.stream, "rtp ingest not started: {e}"),
+                (InputSource::Rtp(local), Some(rtp))
+            }
+        };
+        Ok(UdpIngest {
+            stream,
+            role: config.role,
+            source,
+            local,
+            socket,
+            receiver: BatchReceiver::new(RECV_BATCH),
+            batch: Vec::with_capacity(RECV_BATCH),
+            rtp,
+        })
+    }
+
+    pub fn stream(&self) -> &StreamId {
+        &self.stream
+    }
+
+    pub fn role(&self) -> InputRole {
+        self.role
+    }
+
+    pub fn source(&self) -> InputSource {
+        self.source
+    }
+
+    /// The bound address (the port the system chose for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Ready when datagrams may be waiting (or the socket has an error to
+    /// report); then call [`UdpIngest::read`].
+    pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.socket.poll_recv_ready(cx).map(|_| ())
+    }
+
+    /// Takes the datagrams waiting on the socket (at most a batch) and hands
+    /// their TS payloads to `out`, in order.
+    pub fn read(&mut self, out: &mut impl FnMut(Bytes)) {
+        if let Err(e) = self.receiver.try_recv(&self.socket, &mut self.batch) {
+            // ICMP errors surface on the next receive of a UDP socket;
+            // nothing is lost by going on.
+            tracing::debug!(stream = %self.stream, "udp receive error: {e}");
+        }
+        match self.rtp.as_mut() {
+            None => {
+                for (datagram, _) in self.batch.drain(..) {
+                    out(datagram);
                 }
             }
+            Some(rtp) => {
+                let now = rtp.epoch.elapsed();
+                for (datagram, _) in self.batch.drain(..) {
+                    rtp.receiver.push(now, datagram);
+                }
+                rtp.release(&self.stream, out);
+            }
         }
-        sink.handle.control(StreamMsg::InputDown { role, source });
+    }
+
+    /// When [`UdpIngest::handle_timeout`] must be called (RTP reordering,
+    /// statistics), if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let rtp = self.rtp.as_ref()?;
+        let release = rtp.receiver.poll_timeout().map(|at| rtp.epoch + at);
+        Some(release.map_or(rtp.report_at, |at| at.min(rtp.report_at)))
+    }
+
+    pub fn handle_timeout(&mut self, out: &mut impl FnMut(Bytes)) {
+        if let Some(rtp) = self.rtp.as_mut() {
+            rtp.release(&self.stream, out);
+        }
+    }
+
+    /// End of input (shutdown): what the RTP reordering window still holds
+    /// goes to `out`.
+    pub fn flush(&mut self, out: &mut impl FnMut(Bytes)) {
+        if let Some(rtp) = self.rtp.as_mut() {
+            rtp.receiver.flush();
+            rtp.release(&self.stream, out);
+        }
     }
 }
 
-/// The stream end of an ingest.
-struct Sink {
-    stream: StreamId,
-    registry: Registry,
-    handle: StreamHandle,
-    role: InputRole,
-}
-
-impl Sink {
-    fn data(&mut self, data: Bytes) {
-        let role = self.role;
-        match self.handle.mailbox.try_send(StreamMsg::Data { role, data }) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => self.handle.metrics.count_mailbox_drop(),
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                // Only at shutdown: configured streams never idle out.
-                if let Some(handle) = self.registry.get_or_start(&self.stream) {
-                    self.handle = handle;
-                }
-            }
+impl Rtp {
+    /// Hands out the payloads due now, and logs the statistics when due.
+    fn release(&mut self, stream: &StreamId, out: &mut impl FnMut(Bytes)) {
+        let now = self.epoch.elapsed();
+        while let Some(payload) = self.receiver.poll(now) {
+            out(payload);
         }
-    }
-}
-
-async fn udp_loop(socket: &UdpSocket, sink: &mut Sink, shutdown: &CancellationToken) {
-    let mut receiver = BatchReceiver::new(RECV_BATCH);
-    let mut batch = Vec::with_capacity(RECV_BATCH);
-    loop {
-        tokio::select! {
-            biased;
-            () = shutdown.cancelled() => return,
-            received = receiver.recv(socket, &mut batch) => {
-                if let Err(e) = received {
-                    tracing::debug!(stream = %sink.stream, "udp receive error: {e}");
-                }
-                for (datagram, _) in batch.drain(..) {
-                    sink.data(datagram);
-                }
-            }
-        }
-    }
-}
-
-async fn rtp_loop(
-    socket: &UdpSocket,
-    mut rtp: TsReceiver,
-    sink: &mut Sink,
-    shutdown: &CancellationToken,
-) {
-    let epoch = Instant::now();
-    let mut receiver = BatchReceiver::new(RECV_BATCH);
-    let mut batch = Vec::with_capacity(RECV_BATCH);
-    let mut stats_tick = tokio::time::interval(Duration::from_secs(10));
-    let mut reported = rtp.stats();
-    loop {
-        let deadline = rtp.poll_timeout().map(|at| epoch + at);
-        tokio::select! {
-            biased;
-            () = shutdown.cancelled() => {
-                rtp.flush();
-                while let Some(payload) = rtp.poll(epoch.elapsed()) {
-                    sink.data(payload);
-                }
-                return;
-            }
-            received = receiver.recv(socket, &mut batch) => {
-                if let Err(e) = received {
-                    tracing::debug!(stream = %sink.stream, "rtp receive error: {e}");
-                }
-                let now = epoch.elapsed();
-                for (datagram, _) in batch.drain(..) {
-                    rtp.push(now, datagram);
-                }
-                while let Some(payload) = rtp.poll(now) {
-                    sink.data(payload);
-                }
-            }
-            () = sleep_until(deadline) => {
-                let now = epoch.elapsed();
-                while let Some(payload) = rtp.poll(now) {
-                    sink.data(payload);
-                }
-            }
-            _ = stats_tick.tick() => {
-                let stats = rtp.stats();
-                if stats != reported {
-                    tracing::info!(stream = %sink.stream, ?stats, "rtp ingest");
-                    reported = stats;
-                }
+        let at = Instant::now();
+        if at >= self.report_at {
+            self.report_at = at + RTP_STATS_INTERVAL;
+            let stats = self.receiver.stats();
+            if stats != self.reported {
+                tracing::info!(stream = %stream, ?stats, "rtp ingest");
+                self.reported = stats;
             }
         }
     }
@@ -199,27 +199,14 @@ async fn rtp_loop(
 /// and the address.
 pub fn bind_all(
     config: &crate::config::Config,
-    registry: &Registry,
 ) -> Result<Vec<UdpIngest>, (StreamId, SocketAddr, io::Error)> {
     let mut ingests = Vec::new();
     for stream in &config.streams {
         for input in &stream.inputs {
-            let ingest = UdpIngest::bind(stream.id.clone(), input.clone(), registry.clone())
+            let ingest = UdpIngest::bind(stream.id.clone(), input)
                 .map_err(|e| (stream.id.clone(), input.listen, e))?;
             ingests.push(ingest);
         }
     }
     Ok(ingests)
-}
-
-impl UdpIngest {
-    pub fn stream(&self) -> &StreamId {
-        &self.stream
-    }
-}
-
-impl UdpIngest {
-    pub fn config_listen(&self) -> SocketAddr {
-        self.config.listen
-    }
 }
