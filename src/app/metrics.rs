@@ -36,8 +36,8 @@ pub struct StreamMetrics {
     backup_bytes: AtomicU64,
     main_datagrams: AtomicU64,
     backup_datagrams: AtomicU64,
-    /// Datagrams an ingest task dropped because the stream's mailbox was
-    /// full.
+    /// Datagrams the SRT port task dropped because the stream's mailbox
+    /// was full.
     pub mailbox_drops: AtomicU64,
     switches: AtomicU64,
     switch_events: Mutex<VecDeque<SwitchRecord>>,

@@ -3,9 +3,9 @@
 //! Start-up binds every socket before any task runs, so a port in use or a
 //! bad multicast group is a start-up error naming the address, not a
 //! running router missing an input. Shutdown (SIGINT, SIGTERM) cancels one
-//! token: ingest tasks stop, SRT connections are closed gracefully, stream
-//! tasks flush their buffers to their outputs, and outputs drain, flush and
-//! close (files closed, SRT shutdown sent) before [`Router::shutdown`]
+//! token: SRT connections are closed gracefully, stream tasks flush what
+//! their RTP inputs still hold and their buffers to their outputs, and
+//! outputs drain, flush and close (files closed, SRT shutdown sent) before [`Router::shutdown`]
 //! returns.
 
 pub mod encoding;

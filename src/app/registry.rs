@@ -27,7 +27,7 @@ use super::stream::{OutputEnd, PlayerBatch, StreamMsg, StreamTask};
 /// machine is overloaded; senders drop and count.
 pub const MAILBOX_CAPACITY: usize = 4096;
 
-/// A running stream, as the ingest tasks and the API see it.
+/// A running stream, as the SRT port task and the API see it.
 #[derive(Debug, Clone)]
 pub struct StreamHandle {
     pub mailbox: mpsc::Sender<StreamMsg>,
@@ -50,7 +50,7 @@ impl StreamHandle {
     }
 }
 
-/// Shared by the ingest tasks and the stream tasks.
+/// Shared by the SRT port task and the stream tasks.
 #[derive(Debug, Clone)]
 pub struct Registry {
     inner: Arc<Mutex<Inner>>,

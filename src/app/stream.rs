@@ -2,10 +2,15 @@
 //! fan-out to outputs and players.
 //!
 //! It owns the stream's [`StreamBuffer`] and input selection alone, so the
-//! data path takes no lock. It never awaits anything but its own mailbox
-//! and timers: outputs and players get batches with `try_send`, and what
-//! they cannot take yet stays in their consumer queue, which skips ahead a
-//! GOP when they fall too far behind (`ring::queue`).
+//! data path takes no lock. It never awaits anything but its own mailbox,
+//! its UDP/RTP input sockets and timers: outputs and players get batches
+//! with `try_send` (UDP outputs: a non-blocking send from this task), and
+//! what they cannot take yet stays in their consumer queue, which skips
+//! ahead a GOP when they fall too far behind (`ring::queue`).
+//!
+//! So a datagram from a UDP input to a UDP output crosses no task boundary,
+//! and one from an SRT publisher crosses one (the SRT port task's mailbox
+//! send): each hop is a wake-up that waits its turn on a busy machine.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -102,7 +107,8 @@ pub struct PlayerBatch {
     pub packets: Batch,
 }
 
-/// One consumer of the stream: an output task or an SRT player.
+/// One consumer of the stream: an output (its task, or sent directly) or an
+/// SRT player.
 #[derive(Debug)]
 struct Slot {
     consumer: ConsumerId,
