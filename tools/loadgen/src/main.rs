@@ -287,7 +287,7 @@ async fn run_phase(args: &Args, spec: PhaseSpec, clock: Clock) -> anyhow::Result
         Transport::Srt => Offset::CalibratedPerStream,
         Transport::Udp => Offset::None,
     };
-    let phase = Arc::new(Phase::new(spec.name, clock, n, calibration));
+    let phase = Arc::new(Phase::new(spec.name, clock, n, calibration).expect_hold(offset));
     let receivers_stop = CancellationToken::new();
     let publishers_stop = CancellationToken::new();
     // Dropped with this future (error, Ctrl-C): every task stops.
