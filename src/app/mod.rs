@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod pool;
 pub mod registry;
 pub mod stream;
+pub mod timer;
 
 use std::io;
 use std::net::SocketAddr;

@@ -7,6 +7,10 @@
 //! mailbox drops and counts), datagrams go out with `try_send_to` (a full
 //! socket drops; SRT retransmits). So no connection can stall another, the
 //! head-of-line blocking srt-tokio has (DESIGN.md).
+//!
+//! The endpoint's deadline (srt-protocol's TSBPD release of the next
+//! packet, among others) is slept on with a [`PreciseTimer`]: on tokio's
+//! 1 ms timer every packet reached its stream up to 1 ms late.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -20,8 +24,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::registry::{Registry, StreamHandle};
-use crate::app::sleep_until;
 use crate::app::stream::{InputSource, PlayerBatch, StreamMsg};
+use crate::app::timer::PreciseTimer;
 use crate::config::{Config, InputRole, StreamId};
 use crate::ingest::socket::{self, BatchReceiver, RecvBuffer};
 use crate::ts::PACKET_SIZE;
@@ -37,6 +41,20 @@ const RECV_BATCH: usize = 256;
 
 /// At shutdown, connections get this long to flush and say goodbye.
 const CLOSE_GRACE: Duration = Duration::from_millis(500);
+
+/// Timer wake-ups of the task are at least this far apart: a deadline
+/// sooner than this after the last one waits for it, and is handled with
+/// whatever else fell due by then. A wake-up costs ~25 µs of CPU (measured
+/// on the 2-core machine; see `app::timer`), and with 50 publishers at
+/// 8 Mbit/s a TSBPD release falls due every ~26 µs in aggregate: a wake-up
+/// for each would take a whole core. 200 µs bounds the timer to 5 000
+/// wake-ups a second (at most ~12 % of a core) and adds at most 0.2 ms to
+/// a release (tokio's timer added up to 1 ms), a tenth of the 2 ms budget
+/// for router-added latency. At 8 streams, 50 µs and 200 µs measured the
+/// same. Releases are coalesced late rather than early: handing
+/// srt-protocol a `now` ahead of the clock would make its time run
+/// backwards at the next datagram.
+const TIMER_COALESCE: Duration = Duration::from_micros(200);
 
 /// What the API can read about the SRT port, refreshed every second.
 #[derive(Debug, Default)]
@@ -113,6 +131,8 @@ impl SrtListener {
         let mut batch = Vec::with_capacity(RECV_BATCH);
         let mut metrics_tick = tokio::time::interval(Duration::from_secs(1));
         let mut closing_until: Option<tokio::time::Instant> = None;
+        let mut timer = PreciseTimer::new();
+        let mut last_timer_wake = Instant::now();
         loop {
             if let Some(until) = closing_until
                 && (self.endpoint.connection_count() == 0 || tokio::time::Instant::now() >= until)
@@ -122,7 +142,7 @@ impl SrtListener {
             let deadline = self
                 .endpoint
                 .poll_timeout()
-                .map(tokio::time::Instant::from_std);
+                .map(|at| at.max(last_timer_wake + TIMER_COALESCE));
             tokio::select! {
                 biased;
                 () = shutdown.cancelled(), if closing_until.is_none() => {
@@ -157,8 +177,9 @@ impl SrtListener {
                     }
                     self.flush();
                 }
-                () = sleep_until(deadline) => {
-                    self.endpoint.handle_timeout(Instant::now());
+                () = timer.wait_until(deadline) => {
+                    last_timer_wake = Instant::now();
+                    self.endpoint.handle_timeout(last_timer_wake);
                     self.flush();
                 }
                 _ = metrics_tick.tick() => self.publish_metrics(),
