@@ -364,9 +364,9 @@ async fn run_phase(args: &Args, spec: PhaseSpec, clock: Clock) -> anyhow::Result
         connect_by: started + Duration::from_secs(15),
     };
     let mut publishers = JoinSet::new();
-    for (i, target) in targets.into_iter().enumerate() {
-        match spec.transport {
-            Transport::Srt => {
+    match spec.transport {
+        Transport::Srt => {
+            for (i, target) in targets.into_iter().enumerate() {
                 publishers.spawn(publish::srt(
                     settings.clone(),
                     i,
@@ -374,9 +374,10 @@ async fn run_phase(args: &Args, spec: PhaseSpec, clock: Clock) -> anyhow::Result
                     relay::srt_stream_id(i),
                 ));
             }
-            Transport::Udp => {
-                publishers.spawn(publish::udp(settings.clone(), i, target));
-            }
+        }
+        Transport::Udp => {
+            let settings = settings.clone();
+            publishers.spawn_blocking(move || publish::udp_all(&settings, &targets));
         }
     }
 

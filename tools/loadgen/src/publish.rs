@@ -1,7 +1,10 @@
-//! Publishers: one task per stream sending stamped datagrams at a constant
-//! rate, over plain UDP or as an SRT caller ([`SrtCaller`], switchyard's own
+//! Publishers: stamped datagrams at a constant rate per stream, over plain
+//! UDP (every stream from one paced thread, [`udp_all`]) or as an SRT
+//! caller (a task per stream, [`srt`]: [`SrtCaller`], switchyard's own
 //! sans-IO caller, driven the way `src/output/srt_caller.rs` drives it).
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -96,45 +99,68 @@ fn count_sent(phase: &Phase, counters: &StreamCounters, sent_ns: u64, len: usize
     }
 }
 
-/// Sends stream `index` as plain UDP to `target` until stopped.
-pub async fn udp(
-    settings: PublishSettings,
-    index: usize,
-    target: SocketAddr,
-) -> anyhow::Result<()> {
+/// Sends every UDP stream (stream `i` to `targets[i]`) until stopped, from
+/// one thread that sleeps until the next datagram of any stream is due.
+///
+/// Not tokio tasks: tokio's timer wheel ticks once a millisecond, so every
+/// publisher whose datagram fell due within the same millisecond woke on
+/// the same tick, and the relay got the streams' datagrams in one burst a
+/// millisecond instead of spread as independent encoders send them (the
+/// start phases spread over an interval were rounded away). A thread with
+/// 1 ns timer slack sends each datagram within tens of microseconds of its
+/// due time, in due order across streams.
+pub fn udp_all(settings: &PublishSettings, targets: &[SocketAddr]) -> anyhow::Result<()> {
+    // Timer slack only delays our own wake-ups; failing to lower it costs
+    // precision, not correctness.
+    let _ = nix::sys::prctl::set_timerslack(1);
     let phase = settings.phase.clone();
-    let counters = phase.streams[index].clone();
-    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-    socket.connect(target).await?;
-    let (mut generator, offset) = generator(&settings, index);
-    let mut pacer = Pacer::new(Instant::now() + offset, settings.datagrams_per_second());
-    let mut datagram = Vec::with_capacity(DATAGRAM_LEN);
-    counters.publishing.store(true, Relaxed);
-    loop {
-        tokio::select! {
-            biased;
-            () = settings.stop.cancelled() => return Ok(()),
-            () = tokio::time::sleep_until(pacer.next_at()) => {}
-        }
-        for _ in 0..pacer.due(Instant::now()) {
-            let now_ns = phase.clock.now_ns();
-            generator.next_datagram(now_ns, &mut datagram);
-            match socket.try_send(&datagram) {
-                Ok(_) => count_sent(&phase, &counters, now_ns, datagram.len()),
-                // Counted as sent: the stamp is lost, and the receiver
-                // must see the gap (this is the sender's socket, though,
-                // and never happens at these rates on loopback).
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    count_sent(&phase, &counters, now_ns, datagram.len());
-                }
-                // Nobody listening yet (ICMP port unreachable): same.
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                    count_sent(&phase, &counters, now_ns, datagram.len());
-                }
-                Err(e) => return Err(e).context(format!("udp publisher {index} → {target}")),
-            }
-        }
+    let mut streams = Vec::with_capacity(targets.len());
+    let mut due = BinaryHeap::with_capacity(targets.len());
+    let start = Instant::now();
+    for (index, &target) in targets.iter().enumerate() {
+        let socket = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|s| s.connect(target).map(|()| s))
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .with_context(|| format!("udp publisher {index} → {target}"))?;
+        let (generator, offset) = generator(settings, index);
+        let pacer = Pacer::new(start + offset, settings.datagrams_per_second());
+        due.push(Reverse((pacer.next_at(), index)));
+        phase.streams[index].publishing.store(true, Relaxed);
+        streams.push((socket, generator, pacer, target));
     }
+    let mut datagram = Vec::with_capacity(DATAGRAM_LEN);
+    while let Some(Reverse((at, index))) = due.pop() {
+        if settings.stop.is_cancelled() {
+            break;
+        }
+        let now = Instant::now();
+        if at > now {
+            // At most 10 ms at a time, to notice `stop`.
+            std::thread::sleep((at - now).min(Duration::from_millis(10)));
+            due.push(Reverse((at, index)));
+            continue;
+        }
+        let Some((socket, generator, pacer, target)) = streams.get_mut(index) else {
+            continue;
+        };
+        let counters = &phase.streams[index];
+        let now_ns = phase.clock.now_ns();
+        generator.next_datagram(now_ns, &mut datagram);
+        match socket.send(&datagram) {
+            Ok(_) => {}
+            // Counted as sent: the stamp is lost, and the receiver must see
+            // the gap (this is the sender's socket, though, and never
+            // happens at these rates on loopback).
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            // Nobody listening yet (ICMP port unreachable): same.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+            Err(e) => return Err(e).context(format!("udp publisher {index} → {target}")),
+        }
+        count_sent(&phase, counters, now_ns, datagram.len());
+        pacer.sent += 1;
+        due.push(Reverse((pacer.next_at(), index)));
+    }
+    Ok(())
 }
 
 /// Publishes stream `index` as an SRT caller to `target` with `stream_id`
