@@ -248,6 +248,11 @@ mod tests {
         .await;
     }
 
+    /// Generous: these tests check that the timer fires and is not early;
+    /// precision is [`is_late_by_far_less_than_tokio_s_tick`]'s, which
+    /// holds on a loaded machine too.
+    const LATE_AT_MOST: Duration = Duration::from_millis(50);
+
     #[tokio::test]
     async fn fires_at_the_deadline_not_before() {
         let mut timer = PreciseTimer::new();
@@ -258,13 +263,16 @@ mod tests {
             .expect("never fired");
         let late = Instant::now().checked_duration_since(deadline);
         let late = late.expect("returned before its deadline");
-        assert!(late < Duration::from_millis(5), "{late:?} late");
+        assert!(late < LATE_AT_MOST, "{late:?} late");
         // More would be an expiry computed early, and re-armed in a spin.
         assert_eq!(clock(&timer).expiries, 1);
     }
 
     /// The reason this module exists: back to back, each 100 µs sleep on
-    /// tokio's timer ends at the next millisecond tick, ~0.9 ms late.
+    /// tokio's timer ends at the next millisecond tick, ~0.9 ms late. The
+    /// best of 21 is asserted, not a typical one: on a loaded machine any
+    /// single wake-up can wait for a core, but a timer that rounds to
+    /// ticks is never early for the tick.
     #[tokio::test]
     async fn is_late_by_far_less_than_tokio_s_tick() {
         let mut timer = PreciseTimer::new();
@@ -275,10 +283,10 @@ mod tests {
             lateness.push(Instant::now() - deadline);
         }
         lateness.sort();
-        let median = lateness[lateness.len() / 2];
+        let best = lateness[0];
         assert!(
-            median < Duration::from_micros(400),
-            "median {median:?} late: {lateness:?}"
+            best < Duration::from_micros(300),
+            "at best {best:?} late: {lateness:?}"
         );
     }
 
@@ -291,7 +299,7 @@ mod tests {
             .await
             .expect("still armed for the later deadline");
         let late = Instant::now() - near;
-        assert!(late < Duration::from_millis(5), "{late:?} late");
+        assert!(late < LATE_AT_MOST, "{late:?} late");
     }
 
     /// Leaving the earlier expiry armed would cost a wake-up for nothing.
@@ -331,7 +339,7 @@ mod tests {
                 .expect("never fired");
             let late = Instant::now().checked_duration_since(deadline);
             let late = late.expect("returned before its deadline");
-            assert!(late < Duration::from_millis(5), "{late:?} late");
+            assert!(late < LATE_AT_MOST, "{late:?} late");
         }
     }
 
