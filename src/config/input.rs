@@ -199,7 +199,6 @@ fn read_multicast(
     let interface = match interface_field {
         None => None,
         Some(f) => {
-            let ip = f.ip(report).ok_or(())?;
             if !group.is_ipv4() {
                 f.not_applicable(
                     report,
@@ -207,14 +206,7 @@ fn read_multicast(
                 );
                 return Err(());
             }
-            if !ip.is_ipv4() || ip.is_multicast() {
-                f.invalid(
-                    report,
-                    format!("must be the IPv4 address of a local interface (or \"0.0.0.0\" for the default), got {ip}"),
-                );
-                return Err(());
-            }
-            Some(ip)
+            Some(f.interface_ipv4(report).ok_or(())?)
         }
     };
     if ok {

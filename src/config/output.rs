@@ -197,15 +197,7 @@ fn read_udp(section: &Section<'_>, report: &mut Report<'_>) -> Option<OutputKind
                 );
                 return None;
             }
-            let ip = f.ip(report)?;
-            if !ip.is_ipv4() || ip.is_multicast() {
-                f.invalid(
-                    report,
-                    format!("must be the IPv4 address of a local interface (or \"0.0.0.0\" for the default), got {ip}"),
-                );
-                return None;
-            }
-            Some(ip)
+            Some(f.interface_ipv4(report)?)
         }
         _ => None,
     };

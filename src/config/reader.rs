@@ -511,6 +511,21 @@ impl<'a> Field<'a> {
         }
     }
 
+    /// `multicast_interface`: the IPv4 address of a local interface
+    /// (`IP_MULTICAST_IF` / `IP_ADD_MEMBERSHIP` take one; "0.0.0.0" is the
+    /// default interface).
+    pub(super) fn interface_ipv4(&self, report: &mut Report<'_>) -> Option<IpAddr> {
+        let ip = self.ip(report)?;
+        if !ip.is_ipv4() || ip.is_multicast() {
+            self.invalid(
+                report,
+                format!("must be the IPv4 address of a local interface (or \"0.0.0.0\" for the default), got {ip}"),
+            );
+            return None;
+        }
+        Some(ip)
+    }
+
     /// A number (integer or float) in `range`, such as a CPU fraction.
     pub(super) fn fraction(
         &self,
