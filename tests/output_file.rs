@@ -3,52 +3,18 @@
 //! (`/dev/full`) without ever leaving its feed full, and resumes at a
 //! splice point after a failure.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use common::{TempDir, capture_packets, offer};
 use switchyard::config::{Backoff, StreamId};
-use switchyard::output::{self, Batch, Offer, OutputState, OutputStats};
+use switchyard::output::{self, OutputState, OutputStats};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;
-
-const CAPTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/testdata/h264_aac_closed_gop.ts"
-);
-
-fn capture() -> Vec<Bytes> {
-    let data = std::fs::read(CAPTURE).expect("testdata capture");
-    Bytes::from(data)
-        .chunks(188)
-        .map(Bytes::copy_from_slice)
-        .collect()
-}
-
-/// Removes a test's scratch files when it ends, then the scratch
-/// directory if no other test of this process still uses it.
-struct Cleanup(Vec<PathBuf>);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for path in &self.0 {
-            let _ = std::fs::remove_dir_all(path).or_else(|_| std::fs::remove_file(path));
-        }
-        let _ = std::fs::remove_dir(scratch_root());
-    }
-}
-
-fn scratch_root() -> PathBuf {
-    std::env::temp_dir().join(format!("switchyard-output-file-{}", std::process::id()))
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = scratch_root().join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 fn backoff() -> Backoff {
     Backoff {
@@ -84,24 +50,6 @@ fn start(path: PathBuf) -> Running {
     }
 }
 
-/// Offers a batch, waiting while the channel is full; fails if it stays
-/// full for a second (the output must keep draining whatever happens).
-async fn offer(tx: &output::FeedSender, batch: Batch) {
-    let mut batch = batch;
-    let deadline = Instant::now() + Duration::from_secs(1);
-    loop {
-        match tx.offer(batch) {
-            Offer::Sent => return,
-            Offer::Full(b) => {
-                assert!(Instant::now() < deadline, "the feed stayed full for 1 s");
-                batch = b;
-                sleep(Duration::from_millis(2)).await;
-            }
-            Offer::Closed => panic!("the output task ended"),
-        }
-    }
-}
-
 async fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !done() {
@@ -125,10 +73,10 @@ async fn stop(r: Running) -> Arc<OutputStats> {
 
 #[tokio::test]
 async fn file_output_records_every_byte_and_flushes_on_shutdown() {
-    let _cleanup = Cleanup(vec![scratch("all")]);
-    let path = scratch("all").join("nested/dir/cam1.ts");
+    let dir = TempDir::new("output-file-all");
+    let path = dir.path("nested/dir/cam1.ts");
     let r = start(path.clone());
-    let packets = capture();
+    let packets = capture_packets();
     for batch in packets.chunks(50) {
         offer(&r.tx, batch.to_vec()).await;
     }
@@ -147,12 +95,11 @@ async fn file_output_records_every_byte_and_flushes_on_shutdown() {
 
 #[tokio::test]
 async fn file_output_appends_and_flushes_within_half_a_second() {
-    let _cleanup = Cleanup(vec![scratch("flush")]);
-    let path = scratch("flush").join("cam1.ts");
-    std::fs::create_dir_all(path.parent().expect("dir")).expect("dir");
+    let dir = TempDir::new("output-file-flush");
+    let path = dir.path("cam1.ts");
     std::fs::write(&path, [0x47u8; 188]).expect("an earlier recording");
     let r = start(path.clone());
-    let packets = capture();
+    let packets = capture_packets();
     let size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     for round in 1..=2u64 {
         offer(&r.tx, packets[..5].to_vec()).await;
@@ -180,11 +127,9 @@ async fn file_output_appends_and_flushes_within_half_a_second() {
 
 #[tokio::test]
 async fn file_output_retries_an_unopenable_path_and_resumes_at_a_splice_point() {
-    let dir = scratch("blocked");
-    let _cleanup = Cleanup(vec![dir.clone()]);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = TempDir::new("output-file-blocked");
     // The recording's directory is a file: creating it fails.
-    let blocker = dir.join("sub");
+    let blocker = dir.path("sub");
     std::fs::write(&blocker, b"not a directory").expect("blocker");
     let path = blocker.join("cam1.ts");
     let r = start(path.clone());
@@ -193,7 +138,7 @@ async fn file_output_retries_an_unopenable_path_and_resumes_at_a_splice_point() 
     })
     .await;
     assert_eq!(r.stats.state(), OutputState::Retrying);
-    let packets = capture();
+    let packets = capture_packets();
     // While down, the output drains and drops (counted).
     for batch in packets.chunks(20).take(60) {
         offer(&r.tx, batch.to_vec()).await;
@@ -236,7 +181,7 @@ async fn file_output_write_errors_back_off_and_keep_draining() {
         return;
     }
     let r = start(full);
-    let packets = capture();
+    let packets = capture_packets();
     // 3 s of a ~40 Mbit/s stream into a device that refuses every write:
     // the feed never stays full, the output keeps failing and retrying.
     let until = Instant::now() + Duration::from_millis(1500);

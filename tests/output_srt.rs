@@ -9,7 +9,8 @@
 //! process started here is killed by its PID, and every case is bounded in
 //! time.
 
-use std::net::UdpSocket;
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -17,54 +18,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::{TempDir, capture_packets, capture_path, free_udp_port, offer_within};
 use switchyard::config::{Backoff, SrtUrl, StreamId};
 use switchyard::output::{self, Batch, FeedSender, Offer, OutputState, OutputStats};
 use switchyard::probe::Prober;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;
 
-const CAPTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/testdata/h264_aac_closed_gop.ts"
-);
 const SECRET: &str = "0123456789abcdef";
-
-fn capture() -> Vec<Bytes> {
-    let data = std::fs::read(CAPTURE).expect("testdata capture");
-    Bytes::from(data)
-        .chunks(188)
-        .map(Bytes::copy_from_slice)
-        .collect()
-}
-
-/// Removes a test's scratch files when it ends, then the scratch
-/// directory if no other test of this process still uses it.
-struct Cleanup(Vec<PathBuf>);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for path in &self.0 {
-            let _ = std::fs::remove_dir_all(path).or_else(|_| std::fs::remove_file(path));
-        }
-        let _ = std::fs::remove_dir(scratch_root());
-    }
-}
-
-fn scratch_root() -> PathBuf {
-    std::env::temp_dir().join(format!("switchyard-output-srt-{}", std::process::id()))
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = scratch_root();
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir.join(name)
-}
-
-/// A free UDP port on loopback (released just before the listener binds it).
-fn free_port() -> u16 {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    s.local_addr().expect("addr").port()
-}
 
 fn have_srt_live_transmit() -> bool {
     let found = Command::new("srt-live-transmit")
@@ -207,10 +168,10 @@ async fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 /// Pushes the capture once through the output to a listener started with
 /// `listener_query`, and returns what the listener wrote out.
 async fn deliver(name: &str, listener_query: &str, caller_query: &str) -> Vec<u8> {
-    let packets = capture();
-    let port = free_port();
-    let out = scratch(&format!("{name}.ts"));
-    let _cleanup = Cleanup(vec![out.clone()]);
+    let packets = capture_packets();
+    let port = free_udp_port();
+    let dir = TempDir::new("output-srt");
+    let out = dir.path(&format!("{name}.ts"));
     let mut listener = Listener::start(port, listener_query, &out, true);
     // libsrt needs a moment to bind; the output's retries would cover it,
     // but the first rejoin would then restart the capture.
@@ -271,7 +232,7 @@ async fn deliver(name: &str, listener_query: &str, caller_query: &str) -> Vec<u8
 }
 
 fn assert_same_stream(name: &str, got: &[u8]) {
-    let expected = std::fs::read(CAPTURE).expect("capture");
+    let expected = std::fs::read(capture_path()).expect("capture");
     assert_eq!(got.len(), expected.len(), "{name}: byte count");
     assert!(got == expected.as_slice(), "{name}: bytes differ");
     let mut prober = Prober::new();
@@ -323,9 +284,9 @@ async fn srt_output_reports_a_rejection_and_keeps_retrying() {
     if !have_srt_live_transmit() {
         return;
     }
-    let port = free_port();
-    let out = scratch("rejected.ts");
-    let _cleanup = Cleanup(vec![out.clone()]);
+    let port = free_udp_port();
+    let dir = TempDir::new("output-srt");
+    let out = dir.path("rejected.ts");
     let _listener = Listener::start(port, &format!("&passphrase={SECRET}"), &out, false);
     sleep(Duration::from_millis(300)).await;
     let (tx, feed) = output::feed();
@@ -344,20 +305,9 @@ async fn srt_output_reports_a_rejection_and_keeps_retrying() {
     })
     .await;
     // While failing, what the stream offers is taken and dropped.
+    let packets = capture_packets();
     for _ in 0..(output::FEED_CAPACITY * 2) {
-        let batch: Batch = capture().into_iter().take(7).collect();
-        let mut batch = Some(batch);
-        for _ in 0..100 {
-            match tx.offer(batch.take().expect("batch")) {
-                Offer::Sent => break,
-                Offer::Full(b) => {
-                    batch = Some(b);
-                    sleep(Duration::from_millis(5)).await;
-                }
-                Offer::Closed => panic!("the output task ended"),
-            }
-        }
-        assert!(batch.is_none(), "the feed stayed full for 0.5 s");
+        offer_within(&tx, packets[..7].to_vec(), Duration::from_millis(500)).await;
     }
     let s = stats.snapshot();
     assert_eq!(s.sessions, 0);
@@ -380,11 +330,11 @@ async fn srt_output_reconnects_after_listener_restart_at_a_splice_point() {
     if !have_srt_live_transmit() {
         return;
     }
-    let packets = capture();
-    let port = free_port();
-    let out1 = scratch("before.ts");
-    let out2 = scratch("after.ts");
-    let _cleanup = Cleanup(vec![out1.clone(), out2.clone()]);
+    let packets = capture_packets();
+    let port = free_udp_port();
+    let dir = TempDir::new("output-srt");
+    let out1 = dir.path("before.ts");
+    let out2 = dir.path("after.ts");
     let mut first = Listener::start(port, "", &out1, false);
     sleep(Duration::from_millis(300)).await;
 

@@ -3,30 +3,19 @@
 //! unicast, send errors counted without ending the task, and multicast on
 //! loopback where the kernel allows it.
 
+mod common;
+
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use common::{capture_packets, free_udp_port, offer};
 use socket2::{Domain, Protocol, Socket, Type};
 use switchyard::config::{Backoff, StreamId};
-use switchyard::output::{self, Offer, OutputState, OutputStats, UdpTarget};
+use switchyard::output::{self, OutputState, OutputStats, UdpTarget};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout};
 use tokio_util::sync::CancellationToken;
-
-const CAPTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/testdata/h264_aac_closed_gop.ts"
-);
-
-fn capture() -> Vec<Bytes> {
-    let data = std::fs::read(CAPTURE).expect("testdata capture");
-    Bytes::from(data)
-        .chunks(188)
-        .map(Bytes::copy_from_slice)
-        .collect()
-}
 
 struct Running {
     tx: output::FeedSender,
@@ -56,21 +45,6 @@ fn start(target: UdpTarget) -> Running {
         stats,
         task,
     }
-}
-
-async fn offer(tx: &output::FeedSender, batch: Vec<Bytes>) {
-    let mut batch = batch;
-    for _ in 0..500 {
-        match tx.offer(batch) {
-            Offer::Sent => return,
-            Offer::Full(b) => {
-                batch = b;
-                sleep(Duration::from_millis(2)).await;
-            }
-            Offer::Closed => panic!("the output task ended"),
-        }
-    }
-    panic!("the feed stayed full for 1 s");
 }
 
 async fn stop(r: Running) -> Arc<OutputStats> {
@@ -117,7 +91,7 @@ async fn udp_output_sends_seven_packets_per_datagram() {
         ttl: Some(8),
         multicast_interface: None,
     });
-    let packets = capture();
+    let packets = capture_packets();
     offer(&r.tx, packets[..23].to_vec()).await;
     let (sizes, bytes) = tokio::task::spawn_blocking({
         let receiver = receiver.try_clone().expect("clone");
@@ -157,17 +131,13 @@ async fn udp_output_sends_seven_packets_per_datagram() {
 async fn udp_output_counts_send_errors_and_keeps_going() {
     // A loopback port nobody listens on: the kernel answers with ICMP port
     // unreachable, reported as ECONNREFUSED on the next send.
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = free_udp_port();
     let r = start(UdpTarget {
         address: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
         ttl: None,
         multicast_interface: None,
     });
-    let packets = capture();
+    let packets = capture_packets();
     for batch in packets.chunks(14) {
         offer(&r.tx, batch.to_vec()).await;
         sleep(Duration::from_millis(1)).await;
@@ -210,7 +180,7 @@ async fn udp_output_multicast_on_loopback() {
         ttl: Some(1),
         multicast_interface: Some(Ipv4Addr::LOCALHOST.into()),
     });
-    let packets = capture();
+    let packets = capture_packets();
     let rx = tokio::task::spawn_blocking(move || receive(&receiver, 70 * 188));
     // Give the output a moment to set up, then send.
     sleep(Duration::from_millis(50)).await;
@@ -261,7 +231,7 @@ async fn direct_udp_output_sends_seven_packets_per_datagram_from_the_callers_tas
         multicast_interface: None,
     });
     assert_eq!(stats.state(), OutputState::Connecting);
-    let packets = capture();
+    let packets = capture_packets();
     // Before the socket is open, packets are dropped and counted, and the
     // first session then asks to start at a splice point.
     assert_eq!(out.send(packets[..3].to_vec()), Delivery::Done);
@@ -301,7 +271,7 @@ async fn direct_udp_output_that_cannot_open_retries_with_backoff_and_drops_meanw
     let s = stats.snapshot();
     assert_eq!((s.state, s.failures), (OutputState::Retrying, 1), "{s:?}");
     assert!(s.last_error.is_some_and(|e| e.contains("IP_MULTICAST_IF")));
-    let packets = capture();
+    let packets = capture_packets();
     assert_eq!(out.send(packets[..10].to_vec()), Delivery::Done);
     assert_eq!(stats.snapshot().packets_dropped, 10);
     out.poll(t0 + Duration::from_millis(10));

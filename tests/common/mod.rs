@@ -12,10 +12,12 @@ use std::time::{Duration, Instant};
 
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
 use switchyard::app::Router;
 use switchyard::app::metrics::{StreamSnapshot, SwitchRecord};
 use switchyard::config::{self, Config};
 use switchyard::ingest::srt::{ConnId, ConnStats, Counters};
+use switchyard::output::{Batch, FeedSender, Offer};
 use switchyard::probe::{Prober, Report};
 
 /// The capture every publisher sends: H.264 + AAC, 4 s, 100 frames, an IDR
@@ -26,6 +28,39 @@ pub const CAPTURE_IDRS: usize = 4;
 
 pub fn capture_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(CAPTURE)
+}
+
+/// The capture cut into its 188-byte TS packets.
+pub fn capture_packets() -> Vec<Bytes> {
+    let data = std::fs::read(capture_path()).expect("testdata capture");
+    data.chunks(188).map(Bytes::copy_from_slice).collect()
+}
+
+/// Offers a batch to an output's feed, waiting while the feed is full;
+/// fails if it stays full for 1 s (an output must keep draining whatever
+/// happens) or if the output task has ended.
+pub async fn offer(tx: &FeedSender, batch: Batch) {
+    offer_within(tx, batch, Duration::from_secs(1)).await;
+}
+
+/// [`offer`], failing if the feed stays full for `limit`.
+pub async fn offer_within(tx: &FeedSender, mut batch: Batch, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tx.offer(batch) {
+            Offer::Sent => return,
+            Offer::Full(b) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the feed stayed full for {} s",
+                    limit.as_secs_f64()
+                );
+                batch = b;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Offer::Closed => panic!("the output task ended"),
+        }
+    }
 }
 
 /// Whether an external tool is installed. Without it a case is skipped
