@@ -3,12 +3,52 @@
 //! channel full for longer than a batch takes to arrive; and, when a session
 //! starts, ask the stream to restart at a splice point.
 
+use std::fmt::Display;
 use std::future::Future;
 
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::warn;
 
+use super::backoff::Backoff;
 use super::stats::OutputStats;
 use super::{Batch, Feed};
+use crate::config::StreamId;
+
+/// What an output task's session failed on, for [`retry_later`].
+pub(crate) struct Failure<'a> {
+    pub stream: &'a StreamId,
+    /// `"file"`, `"UDP"`, `"SRT"`.
+    pub kind: &'static str,
+    /// Where it goes: a path, an address, a URL.
+    pub to: &'a (dyn Display + Sync),
+    pub error: &'a (dyn Display + Sync),
+}
+
+/// After a failed session: logs and counts the failure, then waits out the
+/// backoff delay while dropping the stream's batches (counted). False when
+/// the output must stop instead (shutdown, or the stream is gone).
+pub(crate) async fn retry_later(
+    failure: Failure<'_>,
+    backoff: &mut Backoff,
+    feed: &mut Feed,
+    stats: &OutputStats,
+    shutdown: &CancellationToken,
+) -> bool {
+    let Failure {
+        stream,
+        kind,
+        to,
+        error,
+    } = failure;
+    let delay = backoff.failed(Instant::now().into_std());
+    warn!(stream = %stream, %to, %error, retry_in_ms = delay.as_millis() as u64, "output: {kind} failed");
+    stats.failed(error);
+    let wake = Instant::now() + delay;
+    dropping_feed(feed, stats, shutdown, tokio::time::sleep_until(wake))
+        .await
+        .is_some()
+}
 
 /// Runs `work` (an open, a handshake, a backoff sleep) while dropping every
 /// batch the stream sends. `None` when the output must stop instead: the

@@ -18,10 +18,10 @@ use tokio::fs::{File, OpenOptions};
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::backoff::Backoff;
-use super::downtime::{dropping_feed, session_started};
+use super::downtime::{Failure, retry_later, session_started};
 use super::stats::{OutputState, OutputStats};
 use super::{Batch, Feed, TS_PACKET_LEN};
 use crate::config::{self, StreamId};
@@ -73,20 +73,15 @@ pub async fn run(
                 record(file, &path, &mut feed, &shutdown, &stats).await
             }
         };
-        match result {
-            Ok(()) => break,
-            Err(e) => {
-                let delay = backoff.failed(Instant::now().into_std());
-                warn!(stream = %stream, error = %e, retry_in_ms = delay.as_millis() as u64, "output: file failed");
-                stats.failed(&e);
-                let wake = Instant::now() + delay;
-                let slept =
-                    dropping_feed(&mut feed, &stats, &shutdown, tokio::time::sleep_until(wake))
-                        .await;
-                if slept.is_none() {
-                    break;
-                }
-            }
+        let Err(error) = result else { break };
+        let failure = Failure {
+            stream: &stream,
+            kind: "file",
+            to: &path.display(),
+            error: &error,
+        };
+        if !retry_later(failure, &mut backoff, &mut feed, &stats, &shutdown).await {
+            break;
         }
     }
     stats.set_state(OutputState::Stopped);

@@ -23,10 +23,10 @@ use bytes::{Bytes, BytesMut};
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::backoff::Backoff;
-use super::downtime::{dropping_feed, session_started};
+use super::downtime::{Failure, dropping_feed, retry_later, session_started};
 use super::srt_connect::{CallerEvent, CallerSettings, SessionError, SrtCaller};
 use super::stats::{OutputState, OutputStats};
 use super::{Batch, Feed, TS_PACKET_LEN};
@@ -83,20 +83,17 @@ pub async fn run(
             stats: &stats,
             backoff: &mut backoff,
         };
-        match attempt.run().await {
-            Ok(()) => break,
-            Err(e) => {
-                let delay = backoff.failed(Instant::now().into_std());
-                warn!(stream = %stream, url = %url, error = %e, retry_in_ms = delay.as_millis() as u64, "output: SRT failed");
-                stats.failed(&e);
-                let wake = Instant::now() + delay;
-                let slept =
-                    dropping_feed(&mut feed, &stats, &shutdown, tokio::time::sleep_until(wake))
-                        .await;
-                if slept.is_none() {
-                    break;
-                }
-            }
+        let Err(error) = attempt.run().await else {
+            break;
+        };
+        let failure = Failure {
+            stream: &stream,
+            kind: "SRT",
+            to: &url,
+            error: &error,
+        };
+        if !retry_later(failure, &mut backoff, &mut feed, &stats, &shutdown).await {
+            break;
         }
     }
     stats.set_state(OutputState::Stopped);

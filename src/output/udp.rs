@@ -7,9 +7,8 @@
 //! packets over as they arrive, so holding a tail back to fill a datagram
 //! would only add latency.
 //!
-//! Two drivers share the sending code: [`run`], a task fed like every other
-//! output, and [`DirectUdp`], which the stream task calls itself (what the
-//! router uses).
+//! [`DirectUdp`] is the output; the router's stream task calls it itself.
+//! [`run`] drives one in a task of its own, fed like every other output.
 //!
 //! UDP has no session, so a send error (ECONNREFUSED from an ICMP port
 //! unreachable when nobody listens on a unicast port, ENOBUFS, a route
@@ -29,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::backoff::Backoff;
-use super::downtime::{dropping_feed, session_started};
+use super::downtime::drop_pending;
 use super::stats::{OutputState, OutputStats};
 use super::{Batch, Feed, TS_PACKET_LEN};
 use crate::config::{self, StreamId};
@@ -75,7 +74,8 @@ pub enum UdpError {
 }
 
 /// Sends `stream` to `target` until `shutdown` fires or the feed closes
-/// (then sends what is left in the feed and returns).
+/// (then sends what is left in the feed and returns): a [`DirectUdp`] in a
+/// task of its own, for callers that feed outputs through a [`Feed`].
 pub async fn run(
     stream: StreamId,
     target: UdpTarget,
@@ -84,38 +84,42 @@ pub async fn run(
     shutdown: CancellationToken,
     stats: Arc<OutputStats>,
 ) {
-    let mut backoff = Backoff::new(reconnect);
-    stats.set_state(OutputState::Connecting);
+    let mut out = DirectUdp::new(stream, target, reconnect, stats.clone());
+    out.poll(Instant::now());
     loop {
-        let result = match open(&target) {
-            Err(e) => Err(e),
-            Ok(socket) => {
-                session_started(&mut feed, &stats);
-                backoff.connected(Instant::now().into_std());
-                info!(stream = %stream, address = %target.address, "output: sending UDP");
-                Sender::new(socket, target.address)
-                    .run(&stream, &mut feed, &shutdown, &stats)
-                    .await
-            }
-        };
-        match result {
-            Ok(()) => break,
-            Err(e) => {
-                let delay = backoff.failed(Instant::now().into_std());
-                warn!(stream = %stream, error = %e, retry_in_ms = delay.as_millis() as u64, "output: UDP failed");
-                stats.failed(&e);
-                let wake = Instant::now() + delay;
-                let slept =
-                    dropping_feed(&mut feed, &stats, &shutdown, tokio::time::sleep_until(wake))
-                        .await;
-                if slept.is_none() {
-                    break;
+        let batch = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => {
+                while let Some(batch) = feed.try_recv() {
+                    send_all(&mut out, batch).await;
                 }
+                break;
             }
+            batch = feed.recv() => match batch {
+                Some(batch) => batch,
+                None => break,
+            },
+        };
+        out.poll(Instant::now());
+        if out.take_rejoin() {
+            // A new session after a gap: what is queued is mid-GOP; the
+            // stream restarts this output at a splice point.
+            stats.dropped(batch.len());
+            drop_pending(&mut feed, &stats);
+            feed.rejoin();
+            continue;
         }
+        send_all(&mut out, batch).await;
     }
-    stats.set_state(OutputState::Stopped);
-    info!(stream = %stream, address = %target.address, "output: UDP stopped");
+}
+
+/// Sends `batch`, waiting while the socket's send buffer is full (rare for
+/// UDP: it drains at the interface's rate).
+async fn send_all(out: &mut DirectUdp, mut batch: Batch) {
+    while let Delivery::Blocked(rest) = out.send(batch) {
+        batch = rest;
+        tokio::time::sleep(BLOCKED_RETRY).await;
+    }
 }
 
 /// A socket bound to the wildcard address and connected to the target,
@@ -170,8 +174,7 @@ fn open(target: &UdpTarget) -> Result<UdpSocket, UdpError> {
     Ok(socket.into())
 }
 
-/// One UDP session's socket and its send-error bookkeeping, shared by the
-/// output task ([`run`]) and the stream task's [`DirectUdp`].
+/// One UDP session's socket and its send-error bookkeeping.
 #[derive(Debug)]
 struct Sender {
     socket: UdpSocket,
@@ -200,50 +203,6 @@ impl Sender {
             failing_since: None,
             last_logged: None,
         }
-    }
-
-    /// The output task's loop: sends every batch, waiting for room in the
-    /// socket's buffer when it is full.
-    async fn run(
-        mut self,
-        stream: &StreamId,
-        feed: &mut Feed,
-        shutdown: &CancellationToken,
-        stats: &OutputStats,
-    ) -> Result<(), UdpError> {
-        loop {
-            tokio::select! {
-                biased;
-                () = shutdown.cancelled() => {
-                    while let Some(batch) = feed.try_recv() {
-                        self.send_all(stream, &batch, stats).await?;
-                    }
-                    return Ok(());
-                }
-                batch = feed.recv() => match batch {
-                    Some(batch) => self.send_all(stream, &batch, stats).await?,
-                    None => return Ok(()),
-                },
-            }
-        }
-    }
-
-    async fn send_all(
-        &mut self,
-        stream: &StreamId,
-        batch: &[Bytes],
-        stats: &OutputStats,
-    ) -> Result<(), UdpError> {
-        let mut from = 0;
-        while let Progress::Blocked(at) =
-            self.try_send(stream, batch.get(from..).unwrap_or_default(), stats)?
-        {
-            from += at;
-            // The kernel's send buffer is full (rare for UDP: it drains at
-            // the interface's rate).
-            tokio::time::sleep(BLOCKED_RETRY).await;
-        }
-        Ok(())
     }
 
     /// Sends `batch` as full 7-packet datagrams and a shorter remainder,
